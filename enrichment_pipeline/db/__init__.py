@@ -1,0 +1,1 @@
+"""PostgreSQL: URLs, the embedded server, the one resource that owns every connection, migrations."""

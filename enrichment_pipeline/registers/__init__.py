@@ -1,0 +1,1 @@
+"""The public registers: organisation numbers, synthetic data, the local service and the clients."""

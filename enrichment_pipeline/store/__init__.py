@@ -1,0 +1,1 @@
+"""SQL by table domain: every statement uses bound parameters, every write is one short transaction."""

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL for every test, never a mock and never SQLite.
+
+With DATABASE_URL (or TEST_DATABASE_URL) set, tests use that server; otherwise the project's
+embedded server. Either way they get a database of their own, `enrichment_test`, recreated per
+session and migrated to head, so a user's data is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from psycopg import sql
+
+from enrichment_pipeline.db import connect, migrate
+from enrichment_pipeline.db.resource import PostgresResource
+from enrichment_pipeline.db.urls import DatabaseUrl
+
+TEST_DATABASE = "enrichment_test"
+TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings")
+
+
+def _server_url() -> DatabaseUrl:
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        return DatabaseUrl.parse(explicit).with_database("postgres")
+    return connect.server_url()
+
+
+@pytest.fixture(scope="session")
+def test_db_url() -> Iterator[DatabaseUrl]:
+    server = _server_url()
+    admin = PostgresResource(database_url=server.render(show_password=True), pool_max=1)
+    with admin.opened("tests-admin") as pg, pg.connection() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [TEST_DATABASE],
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEST_DATABASE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEST_DATABASE)))
+    url = server.with_database(TEST_DATABASE)
+    with PostgresResource(database_url=url.render(show_password=True)).opened("tests-migrate") as pg:
+        migrate.upgrade(pg)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def test_db_url_text(test_db_url: DatabaseUrl) -> str:
+    return test_db_url.render(show_password=True)
+
+
+def make_resource(url_text: str, **settings: object) -> PostgresResource:
+    return PostgresResource(database_url=url_text, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def postgres(test_db_url_text: str) -> Iterator[PostgresResource]:
+    """An opened project resource on a clean test database."""
+    resource = make_resource(test_db_url_text, pool_max=4)
+    with resource.opened("tests") as pg:
+        with pg.connection() as conn:
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+        yield pg
+
+
+@pytest.fixture()
+def observer(test_db_url_text: str) -> Iterator[PostgresResource]:
+    """A second pool that watches pg_stat_activity while the pool under test works."""
+    with make_resource(test_db_url_text, pool_max=1).opened("observer") as pg:
+        yield pg
