@@ -1,0 +1,1 @@
+"""The machinery every register lookup shares."""

@@ -1,0 +1,156 @@
+"""One lookup step over one or more company batches, shared by every lookup asset.
+
+    read the batch (one short query, connection released)
+    -> fetch every company concurrently (no database connection held)
+    -> write all outcomes (one short transaction)
+    -> fail only when the error share passes the threshold, so an outage is never marked done
+
+The per-company work is the lookup module's own function; this module only runs it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from enrichment_pipeline.db.resource import PoolStats, PostgresResource
+from enrichment_pipeline.registers.clients import outcome_of
+from enrichment_pipeline.registers.http import Fetched, map_concurrent
+from enrichment_pipeline.sources import OUTCOMES
+from enrichment_pipeline.store import enrichments as store
+from enrichment_pipeline.store.enrichments import Company, Outcome
+
+Lookup = Callable[[Company], Outcome]
+
+
+class LookupConfig(dg.Config):
+    error_threshold: float = 0.05
+    """Fail the materialization when more than this share of looked-up companies end in error."""
+
+
+@dataclass
+class StepReport:
+    companies: int
+    outcomes: Counter[str]
+    latencies_s: list[float]
+    wall_s: float
+    fetch_s: float
+    requests: int
+    db_hold_s: float
+    pool: PoolStats
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def looked_up(self) -> int:
+        return self.companies - self.outcomes["skipped"]
+
+    @property
+    def error_share(self) -> float:
+        return self.outcomes["error"] / self.looked_up if self.looked_up else 0.0
+
+    def metadata(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_s)
+        meta: dict[str, Any] = {
+            "companies": self.companies,
+            **{f"outcome_{o}": self.outcomes[o] for o in OUTCOMES},
+            "error_share": round(self.error_share, 4),
+            "latency_p50_ms": round(statistics.median(lat) * 1000, 1) if lat else 0.0,
+            "latency_p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1) if lat else 0.0,
+            "requests_per_s": round(self.requests / self.fetch_s, 1) if self.fetch_s > 0 else 0.0,
+            "companies_per_s": round(self.companies / self.wall_s, 1) if self.wall_s > 0 else 0.0,
+            "db_hold_s": round(self.db_hold_s, 4),
+            "db_hold_share": round(self.db_hold_s / self.wall_s, 4) if self.wall_s > 0 else 0.0,
+            "wall_s": round(self.wall_s, 3),
+        }
+        meta.update(self.pool.as_metadata())
+        return meta
+
+
+def batches_of(context: dg.AssetExecutionContext) -> list[int]:
+    from enrichment_pipeline.defs.companies.partitions import batch_number
+
+    return sorted(batch_number(key) for key in context.partition_keys)
+
+
+def run_lookup(
+    postgres: PostgresResource, *, source: str, batches: Sequence[int], lookup: Lookup, max_in_flight: int,
+    holder: object = None, run_id: str | None = None,
+) -> StepReport:
+    """Read, release, fetch, write. Skipped companies (deleted units) never reach `lookup`."""
+    started = time.monotonic()
+    pool_before = postgres.stats()
+    companies = store.read_batch(postgres, batches, holder)
+    fetch_started = time.monotonic()
+    outcomes = map_concurrent(_guarded(lookup), companies, max_in_flight)
+    fetch_s = time.monotonic() - fetch_started
+    store.write_outcomes(postgres, source, outcomes, run_id, holder)
+    pool = postgres.stats().minus(pool_before)
+    return StepReport(
+        companies=len(companies),
+        outcomes=Counter(o.outcome for o in outcomes),
+        latencies_s=[o.latency_s for o in outcomes if o.outcome != "skipped"],
+        wall_s=time.monotonic() - started,
+        fetch_s=fetch_s,
+        requests=sum(o.attempts for o in outcomes),
+        db_hold_s=pool.held_ms / 1000,
+        pool=pool,
+        errors=[f"{o.orgnr}: {o.error}" for o in outcomes if o.outcome == "error"][:5],
+    )
+
+
+def _guarded(lookup: Lookup) -> Lookup:
+    """Deleted units are not looked up; an unexpected exception is one company's error, not the batch's."""
+
+    def guarded(company: Company) -> Outcome:
+        if company.deleted:
+            return Outcome(company.orgnr, "skipped", error="deleted from the register")
+        try:
+            return lookup(company)
+        except Exception as exc:  # a parsing bug on one odd answer must not lose the whole batch
+            return Outcome(company.orgnr, "error", error=f"{type(exc).__name__}: {exc}"[:500])
+
+    return guarded
+
+
+def materialize_lookup(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, config: LookupConfig, *, source: str,
+    lookup: Lookup, max_in_flight: int,
+) -> dg.MaterializeResult:
+    """The body every lookup asset shares: run the step, report it, fail on too many errors."""
+    batches = batches_of(context)
+    report = run_lookup(postgres, source=source, batches=batches, lookup=lookup, max_in_flight=max_in_flight,
+                        holder=context, run_id=context.run_id)
+    metadata = report.metadata()
+    context.log.info(
+        f"{source}: {report.companies} companies in {len(batches)} batch(es): "
+        + ", ".join(f"{o} {report.outcomes[o]}" for o in OUTCOMES if report.outcomes[o])
+        + f"; {metadata['companies_per_s']} companies/s, db held {metadata['db_hold_share']:.1%} of the step"
+    )
+    if report.error_share > config.error_threshold:
+        raise dg.Failure(
+            description=(f"{source}: {report.outcomes['error']} of {report.looked_up} lookups failed "
+                         f"({report.error_share:.1%} > error_threshold {config.error_threshold:.0%}); "
+                         f"their results are kept and they are retried next time. First: {'; '.join(report.errors[:3])}"),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def from_fetched(company: Company, fetched: Fetched, parse: Callable[[Any], Any]) -> Outcome:
+    """Map one register answer to the stored outcome; `parse` turns an ok body into our data."""
+    outcome = outcome_of(fetched)
+    error = None
+    data: Any = None
+    if outcome == "error":
+        error = fetched.error or f"unexpected HTTP {fetched.status}"
+    elif outcome == "ok":
+        data = parse(fetched.body)
+    elif outcome == "deleted":
+        data = {"slettedato": fetched.body.get("slettedato")}
+    return Outcome(company.orgnr, outcome, fetched.status, error, data, fetched.attempts, fetched.latency_s)
