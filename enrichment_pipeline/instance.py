@@ -10,12 +10,9 @@ from enrichment_pipeline.db import connect
 
 def dagster_environment() -> dict[str, str]:
     """The variables the top-level dagster.yaml reads; the psycopg2 URL names its driver explicitly."""
-    state = settings.state_dir()
     return {
         "DAGSTER_HOME": str(settings.project_root()),
         "ENRICHMENT_DAGSTER_PG_URL": connect.dagster_database_url().render("psycopg2", show_password=True),
-        "ENRICHMENT_DAGSTER_ARTIFACTS": str(state / "dagster" / "storage"),
-        "ENRICHMENT_DAGSTER_COMPUTE_LOGS": str(state / "dagster" / "logs"),
     }
 
 
