@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     data_dir = settings.state_dir() / "demo-data"
     _generate(args, data_dir, changes)
-    with project_postgres("demo") as postgres, ConnectionSampler(postgres) as sampler:
+    with project_postgres("demo") as postgres, \
+            PostgresResource(pool_max=1).opened("demo-sampler") as observer, ConnectionSampler(observer) as sampler:
         _reset(postgres)
         with RegistersService(data_dir, port=0, faults=_latency_faults(args.latency_ms, args.seed)) as service:
             _say(args, f"local registers service on {service.base_url} (latency {args.latency_ms:g} ms)")

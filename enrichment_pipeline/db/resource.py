@@ -440,9 +440,15 @@ class PostgresResource(dg.ConfigurableResource):
                        f"{s.error_utilisation if new_level == 2 else s.warn_utilisation:.0%}")
             if new_level == 2:
                 state.stats.utilisation_errors += 1
-                state.logger.error(message)
             else:
                 state.stats.utilisation_warnings += 1
+            # In a run this goes to the event log, where operators look; a one-off CLI pool of two
+            # is always "half used", so there it is only a debug line.
+            if state.logger is log:
+                log.debug(message)
+            elif new_level == 2:
+                state.logger.error(message)
+            else:
                 state.logger.warning(message)
         return new_level
 

@@ -22,6 +22,9 @@ from enrichment_pipeline.errors import BadDumpError
 
 _CHUNK_CHARS = 1 << 20
 _BOUNDARY = "\n}, {"
+# Jackson's layout: the first record opens at column 0 and its keys are indented by two spaces;
+# its closing brace is then the only "}" at column 0, followed by ", {" or " ]".
+_JACKSON_FIRST = re.compile(r'\{\n  "[^\n]*\n(?:  [^\n]*\n)*\}(?:, \{| \])')
 _SURROGATE = re.compile("[\udc80-\udcff]")
 MAX_RECORD_CHARS = 1_000_000
 
@@ -66,7 +69,7 @@ def iter_json_units(binary: io.BufferedReader, name: str) -> Iterator[RawUnit]:
         return
     if not buf.startswith("{"):
         raise BadDumpError(f"{name} is a JSON array, but not of unit objects")
-    if "\n}" in buf or len(buf) < _CHUNK_CHARS // 2:
+    if _JACKSON_FIRST.match(buf):
         yield from _iter_jackson(text, buf, name)
     else:
         yield from _iter_compact(text, buf, name)

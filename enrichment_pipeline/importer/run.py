@@ -106,11 +106,11 @@ def import_file(
 ) -> ImportResult:
     """Import `path` (JSON or CSV, gzip or not) into `companies`."""
     started = time.monotonic()
-    fmt, units = _units(path)
     batch_count = store.batch_count(postgres, batches or DEFAULT_BATCHES, holder)
-    import_id = store.start_import(postgres, source_label, fmt, etag, holder)
-    result = ImportResult(import_id=import_id, format=fmt, batches=batch_count)
+    import_id = store.start_import(postgres, source_label, etag, holder)
     try:
+        fmt, units = _units(path)
+        result = ImportResult(import_id=import_id, format=fmt, batches=batch_count)
         with postgres.transaction(holder) as conn:
             store.create_staging(conn)
             rejects = _stage(conn, units(), fmt, batch_count, result, progress)
@@ -122,7 +122,7 @@ def import_file(
             result.inserted, result.updated, upserted_batches = store.upsert_from_staging(conn, import_id)
             result.unchanged = result.accepted - result.inserted - result.updated
             result.changed_batches = sorted(set(upserted_batches) | set(deleted_batches))
-            store.finish_import(conn, import_id, result.rows_read, result.inserted + result.updated,
+            store.finish_import(conn, import_id, fmt, result.rows_read, result.inserted + result.updated,
                                 sum(result.rejected.values()), result.marked_deleted)
             if etag:
                 store.put_setting(conn, "dump_etag", etag)

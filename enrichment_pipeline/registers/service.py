@@ -738,7 +738,13 @@ class RegistersApp:
 
     def _roller(self, ctx: RequestContext, match: re.Match[str] | None) -> Response:
         assert match is not None
-        body = self.data.body_of(self.data.roles, _orgnr_param(match.group(1)))
+        orgnr = _orgnr_param(match.group(1))
+        # A unit removed on legal grounds is gone from every sub-resource (410, minimal body); a
+        # deleted unit answers with its reduced SlettetEnhet body, so a lookup can tell it apart.
+        found = self.data.unit(orgnr)
+        if found is not None and found[0] in ("removed", "deleted"):
+            return _json(_STATE_STATUS[found[0]], found[1])
+        body = self.data.body_of(self.data.roles, orgnr)
         return _empty(404) if body is None else _json(200, body)
 
     def _underenhet(self, ctx: RequestContext, match: re.Match[str] | None) -> Response:

@@ -74,18 +74,20 @@ def put_setting(conn: psycopg.Connection, key: str, value: str) -> None:
     )
 
 
-def start_import(postgres: PostgresResource, source: str, fmt: str, etag: str | None, holder: object = None) -> int:
+def start_import(postgres: PostgresResource, source: str, etag: str | None, holder: object = None) -> int:
     with postgres.transaction(holder) as conn:
         return int(conn.execute(
-            "INSERT INTO imports (source, format, etag) VALUES (%s, %s, %s) RETURNING id", [source, fmt, etag]
+            "INSERT INTO imports (source, etag) VALUES (%s, %s) RETURNING id", [source, etag]
         ).fetchone()[0])
 
 
-def finish_import(conn: psycopg.Connection, import_id: int, read: int, upserted: int, rejected: int, deleted: int) -> None:
+def finish_import(
+    conn: psycopg.Connection, import_id: int, fmt: str, read: int, upserted: int, rejected: int, deleted: int
+) -> None:
     conn.execute(
-        "UPDATE imports SET status = 'succeeded', finished_at = now(), rows_read = %s, rows_upserted = %s, "
-        "rows_rejected = %s, rows_deleted = %s WHERE id = %s",
-        [read, upserted, rejected, deleted, import_id],
+        "UPDATE imports SET status = 'succeeded', finished_at = now(), format = %s, rows_read = %s, "
+        "rows_upserted = %s, rows_rejected = %s, rows_deleted = %s WHERE id = %s",
+        [fmt, read, upserted, rejected, deleted, import_id],
     )
 
 
