@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from enrichment_pipeline.errors import BadDumpError
 
@@ -44,14 +45,25 @@ def _text_stream(binary: io.BufferedReader) -> io.TextIOWrapper:
     return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
 
 
+def _has_bad_bytes(text: str) -> bool:
+    """True when undecodable bytes were smuggled in as surrogates (cheaper than a regex scan)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _parse(position: int, text: str, has_bad_bytes: bool) -> RawUnit:
     if len(text) > MAX_RECORD_CHARS:
         return RawUnit(position, text[:2000], None, "record_too_large")
     if has_bad_bytes and _SURROGATE.search(text):
         return RawUnit(position, text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "invalid_utf8")
+    if "\\u0000" in text:  # valid JSON, but PostgreSQL's jsonb refuses NUL characters
+        return RawUnit(position, text.replace("\\u0000", ""), None, "nul_character")
     try:
-        record = json.loads(text)
-    except ValueError:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return RawUnit(position, text, None, "unparseable")
     if not isinstance(record, dict):
         return RawUnit(position, text, None, "not_an_object")
@@ -78,7 +90,7 @@ def iter_json_units(binary: io.BufferedReader, name: str) -> Iterator[RawUnit]:
 def _iter_jackson(text: io.TextIOWrapper, buf: str, name: str) -> Iterator[RawUnit]:
     position = 0
     while True:
-        bad = bool(_SURROGATE.search(buf))
+        bad = _has_bad_bytes(buf)
         pos = 0
         while (cut := buf.find(_BOUNDARY, pos)) >= 0:
             yield _parse(position, buf[pos : cut + 2], bad)
@@ -97,6 +109,8 @@ def _iter_jackson(text: io.TextIOWrapper, buf: str, name: str) -> Iterator[RawUn
 
 
 def _iter_compact(text: io.TextIOWrapper, buf: str, name: str) -> Iterator[RawUnit]:
+    import json
+
     decoder = json.JSONDecoder()
     position, pos, eof = 0, 0, False
     while True:
@@ -186,6 +200,8 @@ def iter_csv_units(binary: io.BufferedReader, name: str) -> Iterator[RawUnit]:
             yield RawUnit(position, raw[:2000], None, "unparseable")
         elif len(raw) > MAX_RECORD_CHARS:
             yield RawUnit(position, raw[:2000], None, "record_too_large")
+        elif "\x00" in raw:
+            yield RawUnit(position, raw.replace("\x00", ""), None, "nul_character")
         elif _SURROGATE.search(raw):
             yield RawUnit(position, raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "invalid_utf8")
         else:

@@ -64,12 +64,18 @@ def _units(path: Path) -> tuple[str, Callable[[], Iterator[RawUnit]]]:
 
 def _stage(
     conn: psycopg.Connection, units: Iterator[RawUnit], fmt: str, batches: int, result: ImportResult,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None, direct: bool,
 ) -> list[tuple[int, str | None, str, str]]:
-    """COPY valid units into staging; returns the rejects (position, orgnr, reason, raw)."""
+    """COPY valid units into staging (or, `direct`, straight into an empty companies table).
+
+    Returns the rejects (position, orgnr, reason, raw). The server parses what we send while we
+    read on: on two cores the import is as fast as the slower of the two, not their sum.
+    """
     rejects: list[tuple[int, str | None, str, str]] = []
     seen: set[int] = set()
-    with conn.cursor().copy(store.STAGE_COPY) as copy:
+    touched: set[int] = set()
+    last_column = result.import_id if direct else None
+    with conn.cursor().copy(store.DIRECT_COPY if direct else store.STAGE_COPY) as copy:
         for unit in units:
             result.rows_read += 1
             if progress is not None and result.rows_read % PROGRESS_EVERY == 0:
@@ -88,8 +94,11 @@ def _stage(
                 continue
             seen.add(key)
             text = unit.text if fmt == "json" else json.dumps(unit.record, ensure_ascii=False, separators=(",", ":"))
-            digest = hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()
-            copy.write_row((*columns, batch_of(columns.orgnr, batches), text, digest, unit.position))
+            digest = hashlib.md5(text.encode("utf-8")).hexdigest()
+            batch = batch_of(columns.orgnr, batches)
+            touched.add(batch)
+            copy.write_row((*columns, batch, text, digest, unit.position if last_column is None else last_column))
+    result.changed_batches = sorted(touched)
     return rejects
 
 
@@ -112,16 +121,22 @@ def import_file(
         fmt, units = _units(path)
         result = ImportResult(import_id=import_id, format=fmt, batches=batch_count)
         with postgres.transaction(holder) as conn:
-            store.create_staging(conn)
-            rejects = _stage(conn, units(), fmt, batch_count, result, progress)
+            conn.execute("SET LOCAL synchronous_commit = off")  # one flush at commit is enough
+            direct = store.companies_empty(conn)
+            if not direct:
+                store.create_staging(conn)
+            rejects = _stage(conn, units(), fmt, batch_count, result, progress, direct)
             if result.accepted == 0:
                 raise BadDumpError(f"{path.name} holds no valid units ({result.rows_read} read, all rejected)")
             store.write_rejects(conn, import_id, rejects)
             result.rejected = Counter(reason for _, _, reason, _ in rejects)
-            result.marked_deleted, deleted_batches = store.mark_absent_deleted(conn, max_delete_share)
-            result.inserted, result.updated, upserted_batches = store.upsert_from_staging(conn, import_id)
+            if direct:
+                result.inserted = result.accepted
+            else:
+                result.marked_deleted, deleted_batches = store.mark_absent_deleted(conn, max_delete_share)
+                result.inserted, result.updated, upserted_batches = store.upsert_from_staging(conn, import_id)
+                result.changed_batches = sorted(set(upserted_batches) | set(deleted_batches))
             result.unchanged = result.accepted - result.inserted - result.updated
-            result.changed_batches = sorted(set(upserted_batches) | set(deleted_batches))
             store.finish_import(conn, import_id, fmt, result.rows_read, result.inserted + result.updated,
                                 sum(result.rejected.values()), result.marked_deleted)
             if etag:

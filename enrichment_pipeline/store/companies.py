@@ -11,6 +11,8 @@ from enrichment_pipeline.errors import BadDumpError
 
 _TYPED = "orgnr, navn, organisasjonsform, naeringskode1, antall_ansatte, hjemmeside, postnummer, kommunenummer, landkode, stiftelsesdato"
 STAGE_COPY = f"COPY stage_companies ({_TYPED}, batch, record, record_hash, position) FROM STDIN"
+# The first import into an empty table needs no staging: the transaction still guards it.
+DIRECT_COPY = f"COPY companies ({_TYPED}, batch, record, record_hash, last_import_id) FROM STDIN"
 
 # Staging lives and dies with the import's transaction: a failed import leaves nothing behind.
 _CREATE_STAGING = """
@@ -42,6 +44,12 @@ FROM up
 """
 
 _ABSENT = "c.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM stage_companies s WHERE s.orgnr = c.orgnr)"
+
+
+def companies_empty(conn: psycopg.Connection) -> bool:
+    """Lock the table for the import and tell whether it is empty (then COPY goes straight in)."""
+    conn.execute("LOCK TABLE companies IN SHARE ROW EXCLUSIVE MODE")
+    return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM companies)").fetchone()[0]
 
 
 def create_staging(conn: psycopg.Connection) -> None:
