@@ -85,10 +85,11 @@ def _copy_floor(url: str) -> float:
                     out.write(chunk)
         with pg.connection() as conn:
             conn.execute("DROP TABLE IF EXISTS floor_companies")
-            conn.execute("CREATE TABLE floor_companies (LIKE companies INCLUDING ALL)")
+        # The best plain COPY the server allows: table created in the loading transaction, FREEZE.
         with pg.transaction() as conn, open(csv_path, "rb") as source:
             started = time.monotonic()
-            with conn.cursor().copy("COPY floor_companies FROM STDIN (FORMAT csv)") as copy:
+            conn.execute("CREATE TABLE floor_companies (LIKE companies INCLUDING ALL)")
+            with conn.cursor().copy("COPY floor_companies FROM STDIN (FORMAT csv, FREEZE)") as copy:
                 while chunk := source.read(1 << 20):
                     copy.write(chunk)
             floor = time.monotonic() - started

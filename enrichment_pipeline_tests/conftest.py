@@ -8,7 +8,9 @@ session and migrated to head, so a user's data is never touched.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import sql
@@ -16,6 +18,8 @@ from psycopg import sql
 from enrichment_pipeline.db import connect, migrate
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.db.urls import DatabaseUrl
+from enrichment_pipeline.registers.faults import Faults
+from enrichment_pipeline.registers.service import RegistersService
 
 TEST_DATABASE = "enrichment_test"
 TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings")
@@ -69,3 +73,32 @@ def observer(test_db_url_text: str) -> Iterator[PostgresResource]:
     """A second pool that watches pg_stat_activity while the pool under test works."""
     with make_resource(test_db_url_text, pool_max=1).opened("observer") as pg:
         yield pg
+
+
+StartService = Callable[..., RegistersService]
+
+
+@pytest.fixture
+def registers_service() -> Iterator[StartService]:
+    """A factory: `registers_service(data_dir, faults=None, **kwargs)` starts a service on an
+    ephemeral port; every service it started is stopped when the test ends."""
+    started: list[RegistersService] = []
+
+    def start(data_dir: Path, faults: Faults | None = None, **kwargs: Any) -> RegistersService:
+        service = RegistersService(data_dir, faults=faults, **kwargs).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 generated units with a change feed of 60 updates, shared by the tests that need data."""
+    from enrichment_pipeline.registers.generator import generate
+
+    out = tmp_path_factory.mktemp("generated")
+    generate(out, companies=3000, seed=11, changes=60)
+    return out

@@ -137,6 +137,10 @@ def _write_conf(pgdata: Path, port: int, max_connections: int, user: str | None)
         f"max_connections = {max_connections}\n"
         "superuser_reserved_connections = 3\n"
         "shared_buffers = '128MB'\n"
+        # A single embedded server replicates to nobody: minimal WAL lets the first bulk load
+        # (TRUNCATE + COPY FREEZE in one transaction) skip writing the data twice.
+        "wal_level = minimal\n"
+        "max_wal_senders = 0\n"
         "fsync = on\n"
         "logging_collector = off\n"
     )

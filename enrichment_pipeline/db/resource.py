@@ -87,7 +87,8 @@ def application_name(holder: str, partition: str | None = None, run_id: str | No
 
 def holder_name(context: Any) -> str:
     """The application_name for whatever a Dagster context is running right now."""
-    run_id = getattr(context, "run_id", None)
+    run = getattr(context, "run", None)
+    run_id = getattr(run, "run_id", None)
     partition: str | None = None
     if getattr(context, "has_partition_key_range", False):
         key_range = context.partition_key_range
@@ -260,9 +261,8 @@ class PostgresResource(dg.ConfigurableResource):
 
     # -- lifecycle -----------------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        run = context.dagster_run
-        job = run.job_name if run is not None else "run"
-        self.open(application_name(job, None, context.run_id), logger=context.log)
+        run = context.run
+        self.open(application_name(run.job_name if run else "run", None, run.run_id if run else None), logger=context.log)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()

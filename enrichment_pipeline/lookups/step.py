@@ -125,7 +125,7 @@ def materialize_lookup(
     """The body every lookup asset shares: run the step, report it, fail on too many errors."""
     batches = batches_of(context)
     report = run_lookup(postgres, source=source, batches=batches, lookup=lookup, max_in_flight=max_in_flight,
-                        holder=context, run_id=context.run_id)
+                        holder=context, run_id=context.run.run_id)
     metadata = report.metadata()
     context.log.info(
         f"{source}: {report.companies} companies in {len(batches)} batch(es): "
@@ -138,6 +138,9 @@ def materialize_lookup(
                          f"({report.error_share:.1%} > error_threshold {config.error_threshold:.0%}); "
                          f"their results are kept and they are retried next time. First: {'; '.join(report.errors[:3])}"),
             metadata=metadata,
+            # A register outage is not cured by retrying in-process within seconds; the batch stays
+            # unmaterialized and its failed companies are retried by the next run.
+            allow_retries=False,
         )
     return dg.MaterializeResult(metadata=metadata)
 

@@ -12,7 +12,7 @@ from enrichment_pipeline.errors import BadDumpError
 _TYPED = "orgnr, navn, organisasjonsform, naeringskode1, antall_ansatte, hjemmeside, postnummer, kommunenummer, landkode, stiftelsesdato"
 STAGE_COPY = f"COPY stage_companies ({_TYPED}, batch, record, record_hash, position) FROM STDIN"
 # The first import into an empty table needs no staging: the transaction still guards it.
-DIRECT_COPY = f"COPY companies ({_TYPED}, batch, record, record_hash, last_import_id) FROM STDIN"
+DIRECT_COPY = f"COPY companies ({_TYPED}, batch, record, record_hash, last_import_id) FROM STDIN (FREEZE)"
 
 # Staging lives and dies with the import's transaction: a failed import leaves nothing behind.
 _CREATE_STAGING = """
@@ -49,7 +49,12 @@ _ABSENT = "c.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM stage_companies s 
 def companies_empty(conn: psycopg.Connection) -> bool:
     """Lock the table for the import and tell whether it is empty (then COPY goes straight in)."""
     conn.execute("LOCK TABLE companies IN SHARE ROW EXCLUSIVE MODE")
-    return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM companies)").fetchone()[0]
+    empty = bool(conn.execute("SELECT NOT EXISTS (SELECT 1 FROM companies)").fetchone()[0])
+    if empty:
+        # Truncating in the loading transaction lets COPY FREEZE write frozen rows and, with
+        # wal_level=minimal, skip the WAL; the rollback of a failed import undoes it.
+        conn.execute("TRUNCATE companies CASCADE")
+    return empty
 
 
 def create_staging(conn: psycopg.Connection) -> None:
