@@ -106,7 +106,10 @@ def _enrich(args: argparse.Namespace, batches: int, registers: dict[str, Any]) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from enrichment_pipeline.budget.check import require_fits
+    from enrichment_pipeline.budget.pools import ensure_pool_limits
     from enrichment_pipeline.defs.companies.jobs import IMPORT_COMPANIES
+    from enrichment_pipeline.instance import project_instance
     from enrichment_pipeline.registers.service import RegistersService
     from enrichment_pipeline.runner import materialization_metadata, run_job
 
@@ -121,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     _generate(args, data_dir, changes)
     with project_postgres("demo") as postgres, \
             PostgresResource(pool_max=1).opened("demo-sampler") as observer, ConnectionSampler(observer) as sampler:
+        budget = require_fits(postgres)
+        ensure_pool_limits(project_instance())
+        _say(args, f"connection budget: worst case {budget.worst_case} of {budget.available} the server allows")
         _reset(postgres)
         with RegistersService(data_dir, port=0, faults=_latency_faults(args.latency_ms, args.seed)) as service:
             _say(args, f"local registers service on {service.base_url} (latency {args.latency_ms:g} ms)")
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "enrich_s": round(enrich_s, 1),
         "companies_per_s": round(report["companies"] / enrich_s, 1) if enrich_s else 0.0,
         "peak_connections": sampler.peak_total,
+        "budget_worst_case": budget.worst_case,
         "peak_project_connections": sampler.peak_project,
     }
     _print_summary(args, summary)

@@ -17,9 +17,15 @@ WEBSERVER_DB_POOL_MAX_OVERFLOW = 4
 
 
 def run(args: argparse.Namespace) -> int:
-    with project_postgres("dev"):
-        pass  # the schema is at head before Dagster starts
+    from enrichment_pipeline.budget.check import require_fits
+    from enrichment_pipeline.budget.pools import ensure_pool_limits
+    from enrichment_pipeline.instance import project_instance
+
+    with project_postgres("dev") as postgres:  # the schema is at head before Dagster starts
+        budget = require_fits(postgres, webserver_overflow=WEBSERVER_DB_POOL_MAX_OVERFLOW)
     env = apply_dagster_environment()
+    ensure_pool_limits(project_instance())
+    print(f"connection budget: worst case {budget.worst_case} of {budget.available} the server allows")
     root = settings.project_root()
     command = [
         str(Path(sys.executable).with_name("dagster")), "dev",

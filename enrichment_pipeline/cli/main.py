@@ -77,7 +77,20 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler="enrichment_pipeline.cli.demo:run")
 
 
-_COMMANDS = (_add_db, _add_status, _add_dev, _add_generate, _add_registers, _add_import, _add_show, _add_demo)
+def _add_budget(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("budget", help="worst-case connections of this configuration vs what the server allows")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 3 when the worst case does not fit")
+    parser.add_argument("--max-connections", type=int, default=None, help="compare with N instead of the live server")
+    parser.set_defaults(handler="enrichment_pipeline.cli.budget:run")
+    conns = sub.add_parser("connections", help="pg_stat_activity by application_name and state, with the budget")
+    conns.add_argument("--json", action="store_true")
+    conns.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    conns.add_argument("--interval", type=float, default=2.0)
+    conns.set_defaults(handler="enrichment_pipeline.cli.budget:connections")
+
+
+_COMMANDS = (_add_budget, _add_db, _add_status, _add_dev, _add_generate, _add_registers, _add_import, _add_show, _add_demo)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

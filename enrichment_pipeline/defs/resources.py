@@ -11,4 +11,9 @@ REGISTERS = "registers"
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={POSTGRES: PostgresResource(), REGISTERS: RegistersResource()})
+    # In-process by default: one run is one process with one pool, the unit the budget counts
+    # (Dagster's default multiprocess executor would start a process, and a pool, per step).
+    return dg.Definitions(
+        resources={POSTGRES: PostgresResource(), REGISTERS: RegistersResource()},
+        executor=dg.in_process_executor,
+    )

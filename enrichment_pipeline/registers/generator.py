@@ -44,7 +44,10 @@ FIRST_UPDATE_ID = 25_000_000
 COMPRESS_LEVEL = 1
 # The dump's Last-Modified: rebuilt nightly around 04:30 Oslo time (CEST = UTC+2 in August).
 DUMP_BUILT_UTC = dt.datetime(2026, 8, 5, 2, 30, 0, tzinfo=dt.timezone.utc)
-CHANGE_MIX: tuple[tuple[str, float], ...] = (("Ny", 0.30), ("Endring", 0.85), ("Sletting", 0.95), ("Fjernet", 1.0))
+# Cumulative shares of the feed's change types: Ny 30%, Endring 55%, Sletting 10%, Fjernet 5%.
+CHANGE_MIX: tuple[tuple[str, float], ...] = (
+    ("Ny", 0.30), ("Endring", 0.85), ("Sletting", 0.95), ("Fjernet", 1.0)
+)
 
 DUMP_JSON = "enheter.json.gz"
 DUMP_CSV = "enheter.csv.gz"
@@ -56,6 +59,7 @@ ADDRESSES = "addresses.jsonl.gz"
 HOMEPAGES = "homepages.jsonl.gz"
 UPDATES = "updates.jsonl.gz"
 CHUNKED_FILES = (DUMP_JSON, DUMP_CSV, UNITS, ROLES, ACCOUNTS, SUBUNITS)
+CHUNK_COUNTS = ("active", "deleted", "removed", "subunits", "roles", "accounts", "filings")
 
 Progress = Callable[[int, int], None]
 # (endringstype, day index, "HH:MM:SS") in feed order
@@ -167,17 +171,13 @@ class ChangePlan:
     first_update_id: int
 
 
-def _pick_target(rng: random.Random, companies: int, new_count: int, touched: list[int], gone: set[int]) -> int | None:
+def _pick_target(rng: random.Random, companies: int, touched: list[int], gone: set[int]) -> int | None:
     """A unit that still exists: sometimes one already in the feed, so units recur."""
     for _ in range(30):
         if touched and rng.random() < 0.15:
             index = touched[int(rng.random() * len(touched))]
-        elif companies:
-            index = int(rng.random() * companies)
-        elif new_count:
-            index = int(rng.random() * new_count)
         else:
-            return None
+            index = int(rng.random() * companies)
         if index not in gone:
             return index
     return None
@@ -197,7 +197,7 @@ def plan_changes(seed: int, companies: int, changes: int) -> ChangePlan:
     for _ in range(changes):
         roll = rng.random()
         kind = next(name for name, upper in CHANGE_MIX if roll < upper)
-        target = None if kind == "Ny" else _pick_target(rng, companies, len(new_days), touched, gone)
+        target = None if kind == "Ny" else _pick_target(rng, companies, touched, gone)
         if target is None:
             kind = "Ny"
         day = syn.DUMP_DAY + clock_ms // 86_400_000
@@ -281,7 +281,9 @@ class _ChunkWriter:
         self.space = orgnr_space(task.seed)
         stream = f"{task.seed}/{task.kind}/{task.number}"
         self.units = syn.UnitFactory(random.Random(stream + "/units"))
-        self.side = syn.SideFactory(random.Random(stream + "/side"), _sub_serials(task, self.space), self.units)
+        self.side = syn.SideFactory(
+            random.Random(stream + "/side"), _sub_serials(task, self.space), self.units
+        )
         self.editor = syn.UnitFactory(random.Random(stream + "/edits"))
         self.dump: list[str] = []
         self.csv: list[str] = [syn.CSV_HEADER] if task.kind == "base" and task.number == 0 else []
@@ -291,7 +293,7 @@ class _ChunkWriter:
         self.subunits: list[str] = []
         self.addresses: list[tuple[bytes, str]] = []
         self.homepages: list[tuple[str, str]] = []
-        self.counts = {"subunits": 0, "roles": 0, "accounts": 0, "active": 0, "deleted": 0, "removed": 0}
+        self.counts = dict.fromkeys(CHUNK_COUNTS, 0)
 
     def run(self) -> ChunkResult:
         task = self.task
@@ -300,7 +302,10 @@ class _ChunkWriter:
             serial = unit_serial(index, task.companies, task.base_chunks)
             new_day = task.new_days[offset] if task.kind == "new" else None
             self._unit(index, self.space.number(serial), new_day)
-        return ChunkResult(task.kind, task.number, task.count, self._blocks(), self.addresses, self.homepages, self.counts)
+        self.counts["filings"] = self.side.filings
+        return ChunkResult(
+            task.kind, task.number, task.count, self._blocks(), self.addresses, self.homepages, self.counts
+        )
 
     def _unit(self, index: int, orgnr: str, new_day: int | None) -> None:
         u = self.units.unit(orgnr, new_day)
@@ -313,7 +318,9 @@ class _ChunkWriter:
             self._edited(u, edits)
         else:
             self.counts["active"] += 1
-            self.api += ('{"organisasjonsnummer":"', orgnr, '","state":"active","record":', syn.render_api(u), "}\n")
+            # pieces, not one formatted string: the join later copies each record once
+            record = syn.render_api(u)
+            self.api += ('{"organisasjonsnummer":"', orgnr, '","state":"active","record":', record, "}\n")
         self._side_records(u)
 
     def _edited(self, u: syn.Unit, edits: list[Edit]) -> None:
@@ -341,13 +348,16 @@ class _ChunkWriter:
         orgnr = u["orgnr"]
         roles = side.roles(u)
         if roles is not None:
+            self.counts["roles"] += 1
             self.roles += ('{"organisasjonsnummer":"', orgnr, '","body":', roles, "}\n")
         accounts = side.accounts(u)
         if accounts is not None:
+            self.counts["accounts"] += 1
             self.accounts += ('{"organisasjonsnummer":"', orgnr, '","body":', accounts, "}\n")
         if u["nsub"]:
-            for _, line in side.subunits(u):
-                self.subunits.append(line)
+            lines = [line for _, line in side.subunits(u)]
+            self.counts["subunits"] += len(lines)
+            self.subunits += lines
         if "forr" in u:
             self._address(u["forr"])
         site = side.homepage(u)
@@ -361,11 +371,12 @@ class _ChunkWriter:
 
     def _blocks(self) -> dict[str, tuple[bytes, int, int]]:
         task = self.task
-        # roles and accounts lines are five pieces each
-        self.counts.update(subunits=len(self.subunits), roles=len(self.roles) // 5, accounts=len(self.accounts) // 5)
-        self.counts["filings"] = self.side.filings
-        texts = {UNITS: "".join(self.api), ROLES: "".join(self.roles), ACCOUNTS: "".join(self.accounts),
-                 SUBUNITS: "".join(self.subunits)}
+        texts = {
+            UNITS: "".join(self.api),
+            ROLES: "".join(self.roles),
+            ACCOUNTS: "".join(self.accounts),
+            SUBUNITS: "".join(self.subunits),
+        }
         if task.kind == "base":
             head = "[ " if task.number == 0 else ", "
             tail = " ]" if task.number == task.base_chunks - 1 else ""
@@ -383,17 +394,22 @@ def _tasks(seed: int, companies: int, plan: ChangePlan) -> Iterator[ChunkTask]:
     base_chunks = -(-companies // CHUNK_UNITS)
     by_chunk: dict[tuple[str, int], dict[int, list[Edit]]] = {}
     for index, edits in plan.edits.items():
-        key = ("base", index // CHUNK_UNITS) if index < companies else ("new", (index - companies) // CHUNK_UNITS)
+        if index < companies:
+            key = ("base", index // CHUNK_UNITS)
+        else:
+            key = ("new", (index - companies) // CHUNK_UNITS)
         by_chunk.setdefault(key, {})[index] = edits
     for number in range(base_chunks):
         start = number * CHUNK_UNITS
         count = min(CHUNK_UNITS, companies - start)
-        yield ChunkTask(seed, "base", number, start, count, companies, base_chunks, by_chunk.get(("base", number), {}))
+        edits = by_chunk.get(("base", number), {})
+        yield ChunkTask(seed, "base", number, start, count, companies, base_chunks, edits)
     for number in range(-(-len(plan.new_days) // CHUNK_UNITS)):
         first = number * CHUNK_UNITS
         days = tuple(plan.new_days[first : first + CHUNK_UNITS])
         edits = by_chunk.get(("new", number), {})
-        yield ChunkTask(seed, "new", number, companies + first, len(days), companies, base_chunks, edits, days)
+        start = companies + first
+        yield ChunkTask(seed, "new", number, start, len(days), companies, base_chunks, edits, days)
 
 
 def _keep_freed_memory() -> None:
@@ -415,6 +431,8 @@ def _run_chunks(tasks: list[ChunkTask], workers: int) -> Iterator[ChunkResult]:
         for task in tasks:
             yield render_chunk(task)
         return
+    # fork starts workers in milliseconds; workers only render and compress, they touch no
+    # locks another thread of the parent could hold.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(processes=workers, initializer=_keep_freed_memory) as pool:
@@ -427,17 +445,16 @@ def _java_date(moment: dt.datetime) -> str:
     return local.strftime("%a %b %d %H:%M:%S CEST %Y")
 
 
-def _write_updates(path: Path, plan: ChangePlan, space: syn.OrgnrSpace, companies: int, base_chunks: int) -> None:
+def _write_updates(path: Path, plan: ChangePlan, companies: int, space: syn.OrgnrSpace) -> None:
+    base_chunks = -(-companies // CHUNK_UNITS)
     out = GzipAssembler(path)
-    lines = []
-    for update in plan.updates:
-        number = space.number(unit_serial(update.index, companies, base_chunks))
-        lines.append('{"oppdateringsid":%d,"dato":"%s","organisasjonsnummer":"%s","endringstype":"%s"}\n' % (
-            update.oppdateringsid, update.dato, number, update.endringstype))
-        if len(lines) >= 10_000:
-            out.add_text("".join(lines).encode())
-            lines.clear()
-    out.add_text("".join(lines).encode())
+    template = '{"oppdateringsid":%d,"dato":"%s","organisasjonsnummer":"%s","endringstype":"%s"}\n'
+    for first in range(0, len(plan.updates), 10_000):
+        lines = []
+        for u in plan.updates[first : first + 10_000]:
+            number = space.number(unit_serial(u.index, companies, base_chunks))
+            lines.append(template % (u.oppdateringsid, u.dato, number, u.endringstype))
+        out.add_text("".join(lines).encode())
     out.close()
 
 
@@ -462,6 +479,33 @@ class _Deduplicated:
         return len(self.seen)
 
 
+class _Output:
+    """Every file of the directory that chunk results feed, in chunk order."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.files = {name: GzipAssembler(out_dir / name) for name in CHUNKED_FILES}
+        self.addresses = _Deduplicated(out_dir / ADDRESSES)
+        self.homepages = _Deduplicated(out_dir / HOMEPAGES)
+        self.counts = dict.fromkeys(CHUNK_COUNTS, 0)
+
+    def add(self, result: ChunkResult) -> None:
+        for name, (block, crc, length) in result.blocks.items():
+            self.files[name].add_block(block, crc, length)
+        self.addresses.add(result.addresses)
+        self.homepages.add(result.homepages)
+        for key, value in result.counts.items():
+            self.counts[key] += value
+
+    def close(self) -> tuple[int, int]:
+        """Close every file; returns the dump's CRC-32 and length, which the ETag derives from."""
+        dump = self.files[DUMP_JSON].close()
+        for name in CHUNKED_FILES[1:]:
+            self.files[name].close()
+        self.counts["addresses"] = self.addresses.close()
+        self.counts["homepages"] = self.homepages.close()
+        return dump
+
+
 def _check_size(companies: int, plan: ChangePlan) -> None:
     base_chunks = -(-companies // CHUNK_UNITS)
     needed = companies + base_chunks * SUBUNITS_PER_CHUNK + len(plan.new_days)
@@ -481,55 +525,41 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_changes(seed, companies, changes)
     _check_size(companies, plan)
-    base_chunks = -(-companies // CHUNK_UNITS)
     tasks = list(_tasks(seed, companies, plan))
     total_units = companies + len(plan.new_days)
-    files = {name: GzipAssembler(out_dir / name) for name in CHUNKED_FILES}
-    addresses = _Deduplicated(out_dir / ADDRESSES)
-    homepages = _Deduplicated(out_dir / HOMEPAGES)
-    counts = {"units": companies, "new": len(plan.new_days), "active": 0, "deleted": 0, "removed": 0,
-              "subunits": 0, "roles": 0, "accounts": 0, "filings": 0}
+    output = _Output(out_dir)
     done = 0
     for result in _run_chunks(tasks, min(os.cpu_count() or 1, len(tasks))):
-        for name, (block, crc, length) in result.blocks.items():
-            files[name].add_block(block, crc, length)
-        addresses.add(result.addresses)
-        homepages.add(result.homepages)
-        for key, value in result.counts.items():
-            counts[key] += value
+        output.add(result)
         done += result.count
         if progress is not None:
             progress(done, total_units)
-    dump_crc, dump_length = files[DUMP_JSON].close()
-    for name in CHUNKED_FILES[1:]:
-        files[name].close()
-    counts["addresses"] = addresses.close()
-    counts["homepages"] = homepages.close()
-    counts["updates"] = len(plan.updates)
+    dump_crc, dump_length = output.close()
     if changes:
-        _write_updates(out_dir / UPDATES, plan, orgnr_space(seed), companies, base_chunks)
+        _write_updates(out_dir / UPDATES, plan, companies, orgnr_space(seed))
     else:
         (out_dir / UPDATES).unlink(missing_ok=True)  # a feed left by an earlier run would lie
-    manifest = _manifest(seed, companies, changes, plan, counts, dump_crc, dump_length)
+    counts = {"units": companies, "new": len(plan.new_days), **output.counts, "updates": len(plan.updates)}
+    dump_digest = f"{dump_crc:08x}:{dump_length}"
+    manifest = _manifest(seed, companies, changes, plan.first_update_id, counts, dump_digest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    logger.info("generated %d units (%d sub-units, %d updates) into %s", companies, counts["subunits"], changes, out_dir)
+    logger.info("generated %d units and %d sub-units into %s", companies, counts["subunits"], out_dir)
     return manifest
 
 
 def _manifest(
-    seed: int, companies: int, changes: int, plan: ChangePlan, counts: dict[str, int], dump_crc: int, dump_length: int
+    seed: int, companies: int, changes: int, first_update_id: int, counts: dict[str, int], dump_digest: str
 ) -> dict[str, Any]:
     # The ETag changes whenever the dump's bytes do, as a content hash would.
-    etag = hashlib.blake2b(f"{seed}:{companies}:{dump_crc:08x}:{dump_length}".encode(), digest_size=16).hexdigest()
-    built = DUMP_BUILT_UTC + dt.timedelta(seconds=seed % 60)
+    etag = hashlib.blake2b(f"{seed}:{companies}:{dump_digest}".encode(), digest_size=16).hexdigest()
     return {
         "format": FORMAT,
         "seed": seed,
         "companies": companies,
         "changes": changes,
         "etag": etag,
-        "last_modified": _java_date(built),
-        "first_update_id": plan.first_update_id,
+        "last_modified": _java_date(DUMP_BUILT_UTC + dt.timedelta(seconds=seed % 60)),
+        "first_update_id": first_update_id,
         "counts": counts,
     }
 
@@ -561,9 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     manifest = generate(args.out, args.companies, seed=args.seed, changes=args.changes, progress=progress)
     c = manifest["counts"]
     print(
-        f"generated {c['units']} units, {c['subunits']} sub-units, {c['roles']} role sets, {c['accounts']} accounts, "
-        f"{c['addresses']} addresses, {c['homepages']} home pages, {c['updates']} updates "
-        f"into {args.out} in {time.perf_counter() - started:.1f} s"
+        f"generated {c['units']} units, {c['subunits']} sub-units, {c['roles']} role sets, "
+        f"{c['accounts']} accounts, {c['addresses']} addresses, {c['homepages']} home pages, "
+        f"{c['updates']} updates into {args.out} in {time.perf_counter() - started:.1f} s"
     )
     return 0
 

@@ -71,18 +71,26 @@ ACCOUNT_FILERS: dict[str, float] = {
     "AS": 0.82, "ASA": 1.0, "SA": 0.7, "NUF": 0.55, "BA": 0.6, "SPA": 1.0, "GFS": 1.0, "PK": 1.0,
     "BBL": 0.8, "IKS": 0.5, "SF": 1.0, "KS": 0.1, "DA": 0.04, "ANS": 0.04, "STI": 0.25, "BRL": 0.7,
 }
-ENTERPRISE_FORMS = frozenset({"AS", "ASA", "NUF", "DA", "ANS", "SA", "KS", "BA", "SPA", "SF", "GFS", "PRE", "IKS"})
+ENTERPRISE_FORMS = frozenset({
+    "AS", "ASA", "NUF", "DA", "ANS", "SA", "KS", "BA", "SPA", "SF", "GFS", "PRE", "IKS"},
+)
 PUBLIC_PARENT_FORMS = frozenset({"KOMM", "STAT", "FYLK"})
 PUBLIC_FORMS = frozenset({"KOMM", "STAT", "FYLK", "ORGL", "ADOS", "KF", "IKS", "KIRK"})
 
-HOMEPAGE_SHARE: dict[str, float] = {"ENK": 0.06, "AS": 0.11, "FLI": 0.22, "BRL": 0.44, "ESEK": 0.08, "UTLA": 0.03}
+HOMEPAGE_SHARE: dict[str, float] = {
+    "ENK": 0.06, "AS": 0.11, "FLI": 0.22, "BRL": 0.44, "ESEK": 0.08, "UTLA": 0.03,
+}
 EMPLOYER_SHARE: dict[str, float] = {
     "ENK": 0.10, "AS": 0.50, "FLI": 0.08, "ESEK": 0.01, "UTLA": 0.10, "NUF": 0.35, "BRL": 0.05,
     "KOMM": 1.0, "STAT": 1.0, "FYLK": 1.0, "ASA": 1.0, "SPA": 1.0, "ORGL": 0.8,
 }
-MVA_SHARE: dict[str, float] = {"ENK": 0.45, "AS": 0.68, "FLI": 0.1, "ESEK": 0.02, "BRL": 0.05, "UTLA": 0.6, "NUF": 0.6}
+MVA_SHARE: dict[str, float] = {
+    "ENK": 0.45, "AS": 0.68, "FLI": 0.1, "ESEK": 0.02, "BRL": 0.05, "UTLA": 0.6, "NUF": 0.6,
+}
 GROUP_SHARE: dict[str, float] = {"AS": 0.08, "ASA": 0.5, "SPA": 0.5}
-PURPOSE_SHARE: dict[str, float] = {"AS": 0.5, "FLI": 0.8, "STI": 1.0, "SA": 0.7, "BRL": 0.9, "ESEK": 0.5, "ASA": 1.0}
+PURPOSE_SHARE: dict[str, float] = {
+    "AS": 0.5, "FLI": 0.8, "STI": 1.0, "SA": 0.7, "BRL": 0.9, "ESEK": 0.5, "ASA": 1.0,
+}
 
 SECTORS: dict[str, str] = {
     "2100": "Private aksjeselskaper mv.",
@@ -205,7 +213,10 @@ NACE_BY_FORM: dict[str, tuple[str, ...]] = {
 # -- places -----------------------------------------------------------------------------------
 # (kommunenummer, kommune, poststed, lat, lon, population in thousands, postcode ranges)
 KOMMUNER: tuple[tuple[str, str, str, float, float, int, tuple[tuple[int, int], ...]], ...] = (
-    ("0301", "OSLO", "OSLO", 59.913, 10.752, 717, ((150, 198), (250, 287), (350, 380), (450, 496), (550, 598), (650, 698), (750, 791), (850, 884), (950, 988), (1051, 1088), (1150, 1187), (1250, 1295))),
+    ("0301", "OSLO", "OSLO", 59.913, 10.752, 717, (
+        (150, 198), (250, 287), (350, 380), (450, 496), (550, 598), (650, 698), (750, 791), (850, 884),
+        (950, 988), (1051, 1088), (1150, 1187), (1250, 1295),
+    )),
     ("4601", "BERGEN", "BERGEN", 60.392, 5.324, 291, ((5003, 5059), (5072, 5098), (5105, 5148))),
     ("5001", "TRONDHEIM", "TRONDHEIM", 63.430, 10.395, 214, ((7010, 7058), (7066, 7099))),
     ("1103", "STAVANGER", "STAVANGER", 58.970, 5.733, 150, ((4005, 4048),)),
@@ -260,7 +271,10 @@ KOMMUNE_POSTCODES: list[tuple[str, ...]] = [
     tuple(f"{code:04d}" for low, high in ranges for code in range(low, high + 1)) for *_, ranges in KOMMUNER
 ]
 KOMMUNE_TABLE: list[int] = [i for i, k in enumerate(KOMMUNER) for _ in range(k[5])]
-FYLKER: tuple[str, ...] = ("ØSTFOLD", "AKERSHUS", "BUSKERUD", "VESTFOLD", "TELEMARK", "INNLANDET", "AGDER", "ROGALAND", "VESTLAND", "TRØNDELAG", "NORDLAND", "TROMS", "FINNMARK", "MØRE OG ROMSDAL")
+FYLKER: tuple[str, ...] = (
+    "ØSTFOLD", "AKERSHUS", "BUSKERUD", "VESTFOLD", "TELEMARK", "INNLANDET", "AGDER", "ROGALAND", "VESTLAND",
+    "TRØNDELAG", "NORDLAND", "TROMS", "FINNMARK", "MØRE OG ROMSDAL",
+)
 
 # (land, landkode, poststed with the postcode inside, street lines)
 FOREIGN: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
@@ -291,7 +305,9 @@ FIRST_NAMES: tuple[str, ...] = (
     "Agnieszka", "Tomas", "Aisha", "Ali", "Leila",
 )
 # Norwegian middle names are mostly family names ("Kari Lie Hansen").
-MIDDLE_NAMES: tuple[str, ...] = ("Lie", "Berg", "Haugen", "Strand", "Moe", "Dahl", "Lund", "Vik", "Bakke", "Aas", "Holm", "Solberg")
+MIDDLE_NAMES: tuple[str, ...] = (
+    "Lie", "Berg", "Haugen", "Strand", "Moe", "Dahl", "Lund", "Vik", "Bakke", "Aas", "Holm", "Solberg",
+)
 SURNAMES: tuple[str, ...] = (
     "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen",
     "Karlsen", "Johnsen", "Pettersen", "Eriksen", "Berg", "Haugen", "Hagen", "Johannessen", "Andreassen",
@@ -322,26 +338,46 @@ WORDS: tuple[str, ...] = (
     "SOLSIDEN", "VARDE", "BAUTA", "NORRØN", "TIND", "BRE", "FOSS", "MOLO", "LOS", "KOMPASS", "ANKER",
     "FYR", "TUNET", "STABBUR", "HEI", "DAL", "ÅS", "NYBY", "SENTRUM", "SMART", "PRIMA", "OPTIMAL",
 )
-PLACE_STEMS: tuple[str, ...] = ("BJØRKE", "SKOG", "HAUGE", "NOR", "SØR", "LIN", "MYR", "FURU", "ÅS", "BERG", "EIK", "VIK", "HOLT", "SAND", "STEIN", "LUND", "RUD", "TVEIT")
-PLACE_ENDS: tuple[str, ...] = ("LIA", "BY", "HEIM", "DAL", "VOLL", "STAD", "NES", "MO", "RUD", "HAUG", "SETER", "ÅSEN", "VIKA", "BAKKEN")
-FOREIGN_WORDS: tuple[str, ...] = ("NORDIC", "BALTIC", "GLOBAL", "EURO", "ATLANTIC", "ALPHA", "OMEGA", "SVENSKA", "DANSK", "POLSKA", "MERIDIAN", "VERTEX", "NORTHERN", "BLUE OCEAN", "SCANDI")
-FOREIGN_SUFFIXES: tuple[str, ...] = ("LTD", "GMBH", "AB", "OY", "APS", "SP. Z O.O.", "B.V.", "INC", "S.L.", "UAB")
+PLACE_STEMS: tuple[str, ...] = (
+    "BJØRKE", "SKOG", "HAUGE", "NOR", "SØR", "LIN", "MYR", "FURU", "ÅS", "BERG", "EIK", "VIK", "HOLT",
+    "SAND", "STEIN", "LUND", "RUD", "TVEIT",
+)
+PLACE_ENDS: tuple[str, ...] = (
+    "LIA", "BY", "HEIM", "DAL", "VOLL", "STAD", "NES", "MO", "RUD", "HAUG", "SETER", "ÅSEN", "VIKA",
+    "BAKKEN",
+)
+FOREIGN_WORDS: tuple[str, ...] = (
+    "NORDIC", "BALTIC", "GLOBAL", "EURO", "ATLANTIC", "ALPHA", "OMEGA", "SVENSKA", "DANSK", "POLSKA",
+    "MERIDIAN", "VERTEX", "NORTHERN", "BLUE OCEAN", "SCANDI",
+)
+FOREIGN_SUFFIXES: tuple[str, ...] = (
+    "LTD", "GMBH", "AB", "OY", "APS", "SP. Z O.O.", "B.V.", "INC", "S.L.", "UAB",
+)
 FLI_KINDS: tuple[str, ...] = (
     "IDRETTSLAG", "SKYTTERLAG", "MUSIKKORPS", "SANITETSFORENING", "HISTORIELAG", "VELFORENING",
     "BRIDGEKLUBB", "SPORTSKLUBB", "SKOLEKORPS", "BYGDEKVINNELAG", "JEGER- OG FISKEFORENING", "FAU",
     "PENSJONISTFORENING", "UNGDOMSLAG", "MOTORKLUBB", "BÅTFORENING", "KOR", "FOTBALLKLUBB",
 )
-PUBLIC_DEPTS: tuple[str, ...] = ("HELSE OG OMSORG", "BARNEHAGE", "SKOLE", "TEKNISK ETAT", "NAV", "KULTUR", "BRANN OG REDNING", "PLAN OG BYGG", "SYKEHJEM", "BIBLIOTEK")
+PUBLIC_DEPTS: tuple[str, ...] = (
+    "HELSE OG OMSORG", "BARNEHAGE", "SKOLE", "TEKNISK ETAT", "NAV", "KULTUR", "BRANN OG REDNING",
+    "PLAN OG BYGG", "SYKEHJEM", "BIBLIOTEK",
+)
 STREET_STEMS: tuple[str, ...] = (
     "Stor", "Kirke", "Skole", "Industri", "Hav", "Strand", "Bjørke", "Furu", "Eike", "Løvenskiold",
     "Fjord", "Sjø", "Kongens ", "Dronning ", "Nedre ", "Øvre ", "Torg", "Bryggen", "Jernbane", "Fabrikk",
     "Stasjons", "Møllen", "Solheim", "Lia", "Haug", "Berg", "Elve", "Skog", "Kvern", "Sag", "Prestegårds",
     "Gamle ", "Nye ", "Smie", "Tollbod", "Rådhus", "Park", "Hage", "Myr", "Sand",
 )
-STREET_ENDS: tuple[str, ...] = ("gata", "gate", "veien", "vegen", "bakken", "svingen", "lia", "plassen", "allé", "stien", "tunet", "kroken", "jordet", "brygga")
-EXTRA_LINES: tuple[str, ...] = ("Inngang B", "2. etasje", "Bygg 3", "c/o Regnskapskontoret", "Næringsparken", "Postboks 44")
+STREET_ENDS: tuple[str, ...] = (
+    "gata", "gate", "veien", "vegen", "bakken", "svingen", "lia", "plassen", "allé", "stien", "tunet",
+    "kroken", "jordet", "brygga",
+)
+EXTRA_LINES: tuple[str, ...] = (
+    "Inngang B", "2. etasje", "Bygg 3", "c/o Regnskapskontoret", "Næringsparken", "Postboks 44",
+)
 FORMAAL: tuple[str, ...] = (
-    "Utleie av fast eiendom og annen virksomhet som naturlig henger sammen med dette, herunder deltakelse i andre selskaper.",
+    "Utleie av fast eiendom og annen virksomhet som naturlig henger sammen med dette, "
+    "herunder deltakelse i andre selskaper.",
     "Investering i aksjer, andeler og andre finansielle instrumenter, samt utleie av fast eiendom.",
     "Drive handel og tjenesteyting, og alt som står i forbindelse med dette.",
     "Konsulentvirksomhet innen IT og rådgivning, samt deltakelse i andre selskaper med lignende formål.",
@@ -358,20 +394,34 @@ AKTIVITET: tuple[str, ...] = (
     "Gårdsdrift med melkeproduksjon.", "Fotografering av portretter og arrangementer.",
     "Salg av varer via nettbutikk.",
 )
-SOCIAL_HOSTS: tuple[str, ...] = ("https://www.facebook.com/", "https://www.linkedin.com/company/", "https://www.instagram.com/")
+SOCIAL_HOSTS: tuple[str, ...] = (
+    "https://www.facebook.com/", "https://www.linkedin.com/company/", "https://www.instagram.com/",
+)
+SLUG_SUFFIXES: tuple[str, ...] = ("as", "norge", "gruppen", "bygg", "drift")
+MAIL_PROVIDERS: tuple[str, ...] = ("gmail.com", "online.no", "hotmail.com", "outlook.com")
 THIRD_PARTY_DOMAINS: tuple[str, ...] = (".wixsite.com", ".weebly.com", ".mystrikingly.com")
-THIRD_PARTY: tuple[str, ...] = ("{s}.wixsite.com/{s}", "{s}.wixsite.com/{s}/", "{s}.weebly.com", "{s}.mystrikingly.com")
+THIRD_PARTY: tuple[str, ...] = (
+    "{s}.wixsite.com/{s}", "{s}.wixsite.com/{s}/", "{s}.weebly.com", "{s}.mystrikingly.com",
+)
 JUNK: tuple[str, ...] = ("www.|{s}.no", "www..{s}.no", "www.{s},no", "{s}", "www.{s} .no", "ikke aktuell")
 
-_TRANSLIT = str.maketrans({"Æ": "ae", "Ø": "o", "Å": "a", "æ": "ae", "ø": "o", "å": "a", "É": "e", "é": "e", "Ö": "o", "ö": "o", "Ä": "a", "ä": "a"})
-_FORM_WORDS = frozenset(("AS", "ASA", "DA", "ANS", "SA", "NUF", "KS", "BA", "LTD", "GMBH", "AB", "OY", "APS", "INC", "UAB", "NORGE"))
+_TRANSLIT = str.maketrans({
+    "Æ": "ae", "Ø": "o", "Å": "a", "æ": "ae", "ø": "o", "å": "a",
+    "É": "e", "é": "e", "Ö": "o", "ö": "o", "Ä": "a", "ä": "a",
+})
+_FORM_WORDS = frozenset((
+    "AS", "ASA", "DA", "ANS", "SA", "NUF", "KS", "BA", "LTD", "GMBH", "AB", "OY", "APS", "INC", "UAB",
+    "NORGE"),
+)
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
 # -- dates ------------------------------------------------------------------------------------
 _DAY0 = dt.date(1900, 1, 1).toordinal()
 # Day strings by index from 1900-01-01, running past the dump date for change-feed dates.
-DAYS: list[str] = [dt.date.fromordinal(_DAY0 + i).isoformat() for i in range(DUMP_DATE.toordinal() - _DAY0 + 3000)]
+DAYS: list[str] = [
+    dt.date.fromordinal(_DAY0 + i).isoformat() for i in range(DUMP_DATE.toordinal() - _DAY0 + 3000)
+]
 DUMP_DAY = DUMP_DATE.toordinal() - _DAY0
 REGISTER_START_DAY = dt.date(1995, 1, 2).toordinal() - _DAY0
 
@@ -479,7 +529,7 @@ class UnitFactory:
             if roll < 0.10:
                 lines = (first, EXTRA_LINES[int(r() * len(EXTRA_LINES))])
             elif roll < 0.13:
-                lines = (first, EXTRA_LINES[int(r() * len(EXTRA_LINES))], EXTRA_LINES[int(r() * len(EXTRA_LINES))])
+                lines = (first, self.pick(EXTRA_LINES), self.pick(EXTRA_LINES))
             elif roll < 0.145:
                 lines = (first, None) if roll < 0.1375 else (first, "")
         k = KOMMUNER[kidx]
@@ -533,7 +583,8 @@ class UnitFactory:
             return f"{self.place()} {'BORETTSLAG' if form == 'BRL' else 'BOLIGBYGGELAG'}"
         if form in ("ESEK", "SAM"):
             word = "EIERSEKSJONSSAMEIET" if r() < 0.4 else "SAMEIET"
-            return f"{word} {pick(STREET_STEMS).strip().upper()}{pick(STREET_ENDS).upper()} {1 + int(r() * 90)}"
+            street = pick(STREET_STEMS).strip().upper() + pick(STREET_ENDS).upper()
+            return f"{word} {street} {1 + int(r() * 90)}"
         if form == "UTLA":
             return f"{pick(FOREIGN_WORDS)} {pick(TRADES)} {pick(FOREIGN_SUFFIXES)}"
         if form == "NUF":
@@ -574,7 +625,7 @@ class UnitFactory:
         if not slug.isascii():
             slug = "".join(c for c in slug if c in _HOST_CHARS) or "firma"
         if r() < 0.35:
-            slug += str(int(r() * 90) + 1) if r() < 0.5 else self.pick(("as", "norge", "gruppen", "bygg", "drift"))
+            slug += str(int(r() * 90) + 1) if r() < 0.5 else self.pick(SLUG_SUFFIXES)
         roll = r()
         if roll < 0.012:
             return self.pick(JUNK).format(s=slug)
@@ -648,7 +699,8 @@ class UnitFactory:
         self._texts(u, form)
         self._side_plans(u, form, new_day is not None)
         if form in ("AS", "ASA") and self.random() < 0.01 and not u.get("konkurs"):
-            u["navn"] = navn = f"{self.pick(SURNAMES).upper()} {'REVISJON' if r() < 0.5 else 'REGNSKAP'} {form}"
+            trade = "REVISJON" if r() < 0.5 else "REGNSKAP"
+            u["navn"] = navn = f"{self.pick(SURNAMES).upper()} {trade} {form}"
             u["nk1"] = "69.201" if "REVISJON" in navn else "69.202"
             self.auditors.append((orgnr, navn))
         if form in PUBLIC_PARENT_FORMS:
@@ -741,7 +793,7 @@ class UnitFactory:
             else:
                 local = u["navn"].split()[0].translate(_TRANSLIT).lower()
                 local = "".join(c for c in local if c in _HOST_CHARS) or "post"
-                u["epost"] = f"{local}{int(r() * 99)}@{self.pick(('gmail.com', 'online.no', 'hotmail.com', 'outlook.com'))}"
+                u["epost"] = f"{local}{int(r() * 99)}@{self.pick(MAIL_PROVIDERS)}"
         if r() < 0.25:
             u["telefon"] = self.phone()
         if r() < 0.25:
@@ -859,17 +911,22 @@ class _Style:
         self.form = {code: self.key["organisasjonsform"] + self.obj(
             [("kode", _str(code)), ("beskrivelse", _str(text)), self._links("organisasjonsformer/" + code)])
             for code, text, _ in FORMS}
-        self.nace = {code: self.obj([("kode", _str(code)), ("beskrivelse", _str(text))]) for code, text in NACE.items()}
-        self.sector = {code: self.key["institusjonellSektorkode"] + self.obj([("kode", _str(code)), ("beskrivelse", _str(text))])
-                       for code, text in SECTORS.items()}
+        self.nace = {code: self._code(code, text) for code, text in NACE.items()}
+        self.sector = {code: self.key["institusjonellSektorkode"] + self._code(code, text) for code, text in SECTORS.items()}
         self.bool = {True: "true", False: "false"}
         # %-templates: addresses are the most frequent nested objects
-        self._address = self.obj([("land", '"Norge"'), ("landkode", '"NO"'), ("postnummer", '"%s"'), ("poststed", '"%s"'),
-                                  ("adresse", "%s"), ("kommune", '"%s"'), ("kommunenummer", '"%s"')])
+        self._address = self.obj([
+            ("land", '"Norge"'), ("landkode", '"NO"'), ("postnummer", '"%s"'), ("poststed", '"%s"'),
+            ("adresse", "%s"), ("kommune", '"%s"'), ("kommunenummer", '"%s"'),
+        ])
         self._foreign_address = self.obj([("land", '"%s"'), ("landkode", '"%s"'), ("poststed", '"%s"'), ("adresse", "%s")])
+        links = self.key["_links"] + '{"self":{"href":"' + BRREG_API + '/enheter/%s"}}'
         self._tail = self.key["respons_klasse"] + '"Enhet"' + self.sep + (
-            self.key["links"] + "[ ]" if pretty else self.key["_links"] + '{"self":{"href":"' + BRREG_API + '/enheter/%s"}}'
+            self.key["links"] + "[ ]" if pretty else links
         ) + self.close
+
+    def _code(self, code: str, text: str) -> str:
+        return self.obj([("kode", _str(code)), ("beskrivelse", _str(text))])
 
     def _links(self, path: str) -> tuple[str, str]:
         if self.pretty:
@@ -885,7 +942,8 @@ class _Style:
     def strings(self, values: Sequence[str | None]) -> str:
         if len(values) == 1 and values[0] is not None:
             return self.list_open + '"' + values[0] + '"' + self.list_close
-        return self.list_open + self.list_sep.join("null" if v is None else '"' + v + '"' for v in values) + self.list_close
+        items = self.list_sep.join("null" if v is None else '"' + v + '"' for v in values)
+        return self.list_open + items + self.list_close
 
     def address(self, a: Address) -> str:
         if a[1] is None:
@@ -928,7 +986,9 @@ _UNIT_KEYS = (
 )
 PRETTY = _Style(pretty=True)
 COMPACT = _Style(pretty=False)
-_OPTIONAL_TEXT = (("hjemmeside", "hjemmeside"), ("epost", "epostadresse"), ("telefon", "telefon"), ("mobil", "mobil"))
+_OPTIONAL_TEXT = (
+    ("hjemmeside", "hjemmeside"), ("epost", "epostadresse"), ("telefon", "telefon"), ("mobil", "mobil"),
+)
 
 
 def render_unit(u: Unit, s: _Style) -> str:
@@ -937,7 +997,8 @@ def render_unit(u: Unit, s: _Style) -> str:
     k = s.key
     b = s.bool
     get = u.get
-    p = [k["organisasjonsnummer"] + '"' + u["orgnr"] + '"', k["navn"] + '"' + u["navn"] + '"', s.form[u["form"]]]
+    p = [k["organisasjonsnummer"] + '"' + u["orgnr"] + '"', k["navn"] + '"' + u["navn"] + '"']
+    p.append(s.form[u["form"]])
     for field, key in _OPTIONAL_TEXT:
         if field in u:
             p.append(k[key] + '"' + u[field] + '"')
@@ -1146,9 +1207,11 @@ def render_csv(u: Unit) -> str:
 def _check_csv_positions() -> None:
     # The fixed indices above are the header positions; fail at import if either side moves.
     expected = {
-        4: "naeringskode1.kode", 12: "harRegistrertAntallAnsatte", 16: "hjemmeside", 34: "institusjonellSektorkode.kode",
-        36: "sisteInnsendteAarsregnskap", 37: "registreringsdatoenhetsregisteret", 39: "registrertIMvaRegisteret",
-        44: "registrertIFrivillighetsregisteret", 46: "registrertIForetaksregisteret", 48: "registrertIStiftelsesregisteret",
+        4: "naeringskode1.kode", 12: "harRegistrertAntallAnsatte", 16: "hjemmeside",
+        34: "institusjonellSektorkode.kode", 36: "sisteInnsendteAarsregnskap",
+        37: "registreringsdatoenhetsregisteret", 39: "registrertIMvaRegisteret",
+        44: "registrertIFrivillighetsregisteret", 46: "registrertIForetaksregisteret",
+        48: "registrertIStiftelsesregisteret",
         51: "konkurs", 55: "underTvangsavviklingEllerTvangsopplosning", 61: "overordnetEnhet", 62: "maalform",
         63: "vedtektsdato", 66: "registreringsnummerIHjemlandet", 68: "erIKonsern", 69: "kapital.belop",
         73: "kapital.innfortDato",
@@ -1184,6 +1247,61 @@ _SUB_FORMS = {
 }
 _NACE_API = {code: '{"kode":"%s","beskrivelse":"%s"}' % (code, text) for code, text in NACE.items()}
 _VALGT_AV = ',"valgtAv":{"kode":"AANS","beskrivelse":"Valgt av ansatte"}'
+_GROUP = '{"type":%s,"sistEndret":"%s","roller":[%s]}'
+_ROLES = '{"rollegrupper":[%s],"_links":{"self":{"href":"%s/enheter/%s/roller"}}}'
+MANAGED_FORMS = frozenset({"AS", "ASA", "NUF", "SA", "STI", "SPA", "KF", "IKS", "SF", "BA"})
+CONTACT_FORMS = frozenset({"KOMM", "STAT", "FYLK", "UTLA", "ORGL", "ADOS"})
+AUDITED_FORMS = frozenset({"AS", "ASA", "SA", "STI", "NUF", "BRL", "SPA"})
+
+
+# One Regnskapsregisteret filing. `regnkapsprinsipper` and `sumInnskuttEgenkaptial` are
+# upstream typos, kept because clients must read the real names.
+_FILING = (
+    '{"id":%(id)d,"journalnr":"%(journal)s","regnskapstype":"%(kind)s","virksomhet":{"organisasjonsnummer":'
+    '"%(orgnr)s","organisasjonsform":"%(form)s","morselskap":%(parent)s},"regnskapsperiode":'
+    '{"fraDato":"%(year)d-01-01","tilDato":"%(year)d-12-31"},"valuta":"%(currency)s","avviklingsregnskap":false,'
+    '"oppstillingsplan":"%(plan)s","revisjon":{"ikkeRevidertAarsregnskap":%(unaudited)s,'
+    '"fravalgRevisjon":%(unaudited)s},"regnkapsprinsipper":{"smaaForetak":%(small)s,'
+    '"regnskapsregler":"regnskapslovenAlminneligRegler"},"egenkapitalGjeld":{"sumEgenkapitalGjeld":%(assets)d,'
+    '"egenkapital":{"sumEgenkapital":%(equity)d,"opptjentEgenkapital":{"sumOpptjentEgenkapital":%(earned)d},'
+    '"innskuttEgenkapital":{"sumInnskuttEgenkaptial":%(paid_in)d}},"gjeldOversikt":{"sumGjeld":%(debt)d,'
+    '"kortsiktigGjeld":{"sumKortsiktigGjeld":%(short_debt)d},"langsiktigGjeld":{"sumLangsiktigGjeld":%(long_debt)d}}},'
+    '"eiendeler":{"sumEiendeler":%(assets)d,"omloepsmidler":{"sumOmloepsmidler":%(current)d},'
+    '"anleggsmidler":{"sumAnleggsmidler":%(fixed)d}},"resultatregnskapResultat":'
+    '{"ordinaertResultatFoerSkattekostnad":%(before_tax)d,"aarsresultat":%(result)d,"totalresultat":%(result)d,'
+    '"finansresultat":{"nettoFinans":%(net_fin)d,"finansinntekt":{"sumFinansinntekter":%(fin_in)d},'
+    '"finanskostnad":{"sumFinanskostnad":%(fin_cost)d}},"driftsresultat":{"driftsresultat":%(operating)d,'
+    '%(income_part)s"driftskostnad":{"sumDriftskostnad":%(costs)d}}}}'
+)
+
+
+def _balance(r: Callable[[], float], size: float, holding: bool) -> dict[str, Any]:
+    """Figures that add up: assets = equity + debt, result = operating + finance less tax.
+
+    Holding companies report no operating income at all: `"driftsinntekter": {}`.
+    """
+    assets = int(size)
+    equity = int(assets * (r() * 0.9 - 0.1))
+    debt = assets - equity
+    short_debt = int(debt * r())
+    fixed = int(assets * r())
+    paid_in = min(abs(equity), 30000 + int(r() * 100_000)) if equity > 0 else 30000
+    if holding:
+        income, costs, income_part = 0, int(20_000 + r() * 200_000), '"driftsinntekter":{},'
+    else:
+        income = int(size * (0.3 + 2 * r()))
+        costs = int(income * (0.8 + 0.3 * r()))
+        income_part = '"driftsinntekter":{"sumDriftsinntekter":%d},' % income
+    fin_in = int(assets * 0.02 * r()) + (int(assets * 0.08 * r()) if holding else 0)
+    fin_cost = int(debt * 0.04 * r())
+    before_tax = income - costs + fin_in - fin_cost
+    return {
+        "assets": assets, "equity": equity, "earned": equity - paid_in, "paid_in": paid_in, "debt": debt,
+        "short_debt": short_debt, "long_debt": debt - short_debt, "current": assets - fixed, "fixed": fixed,
+        "before_tax": before_tax, "result": int(before_tax * 0.78) if before_tax > 0 else before_tax,
+        "net_fin": fin_in - fin_cost, "fin_in": fin_in, "fin_cost": fin_cost, "operating": income - costs,
+        "income_part": income_part, "costs": costs,
+    }
 
 
 class SideFactory:
@@ -1192,10 +1310,10 @@ class SideFactory:
     A separate stream keeps the dump stable when the side files change shape.
     """
 
-    def __init__(self, rng: random.Random, orgnr_of_sub: Callable[[], str | None], units: UnitFactory) -> None:
+    def __init__(self, rng: random.Random, next_sub_orgnr: Callable[[], str | None], units: UnitFactory) -> None:
         self.rng = rng
         self.random = rng.random
-        self.next_sub_orgnr = orgnr_of_sub
+        self.next_sub_orgnr = next_sub_orgnr
         self.units = units
         self.filing_id = int(rng.random() * 1_000_000) * 7
         self.filings = 0
@@ -1216,56 +1334,64 @@ class SideFactory:
             _TYPE[type_key], holder, order, extra)
 
     def _enhet_holder(self, orgnr: str, navn: str, form: str) -> str:
-        return '"enhet":{"organisasjonsnummer":"%s","organisasjonsform":%s,"navn":["%s"],"erSlettet":false}' % (
-            orgnr, _FORM_API[form], navn)
+        holder = '"enhet":{"organisasjonsnummer":"%s","organisasjonsform":%s,"navn":["%s"],"erSlettet":false}'
+        return holder % (orgnr, _FORM_API[form], navn)
 
     def roles(self, u: Unit) -> str | None:
+        """The `/enheter/{orgnr}/roller` body, or None for the units that have no roles (404)."""
         if not u["roles"]:
             return None
         r = self.random
         form = u["form"]
-        reg = u["reg_day"]
-        born_before = reg
-        changed = DAYS[min(reg + int(r() * 3000), DUMP_DAY - 1)]
-        groups = []
+        changed = DAYS[min(u["reg_day"] + int(r() * 3000), DUMP_DAY - 1)]
+        groups: list[str] = []
 
         def group(code: str, roles: list[str]) -> None:
-            groups.append('{"type":%s,"sistEndret":"%s","roller":[%s]}' % (_TYPE[code], changed, ",".join(roles)))
+            groups.append(_GROUP % (_TYPE[code], changed, ",".join(roles)))
+
+        def person(named: tuple[str, str | None, str] | None = None) -> str:
+            return '"person":' + self._person(named, u["reg_day"])
 
         if form == "ENK":
-            group("INNH", [self._role("INNH", '"person":' + self._person(u["person"], born_before), 0)])
+            group("INNH", [self._role("INNH", person(u["person"]), 0)])
         elif form in ("DA", "ANS"):
             kind = "DTPR" if form == "DA" else "DTSO"
-            partners = [self._role(kind + "_ROLE", '"person":' + self._person(None, born_before), i) for i in range(2 + int(r() * 2))]
-            group(kind, partners)
+            group(kind, [self._role(kind + "_ROLE", person(), i) for i in range(2 + int(r() * 2))])
         else:
-            if form in ("AS", "ASA", "NUF", "SA", "STI", "SPA", "KF", "IKS", "SF", "BA") and r() < 0.9:
-                group("DAGL", [self._role("DAGL_ROLE", '"person":' + self._person(None, born_before), 0)])
-            if form in ("KOMM", "STAT", "FYLK", "UTLA", "ORGL", "ADOS"):
-                group("KONT", [self._role("KONT", '"person":' + self._person(None, born_before), 0)])
+            if form in MANAGED_FORMS and r() < 0.9:
+                group("DAGL", [self._role("DAGL_ROLE", person(), 0)])
+            if form in CONTACT_FORMS:
+                group("KONT", [self._role("KONT", person(), 0)])
             else:
-                board = [self._role("LEDE", '"person":' + self._person(None, born_before), 0)]
-                if form != "AS" or r() < 0.45:
-                    if form in ("FLI", "BRL", "ESEK", "SA"):
-                        board.append(self._role("NEST", '"person":' + self._person(None, born_before), 1))
-                    for i in range(int(r() * 4)):
-                        extra = _VALGT_AV if r() < 0.05 else ""
-                        board.append(self._role("MEDL", '"person":' + self._person(None, born_before), len(board), extra))
-                if r() < 0.4:
-                    board.append(self._role("VARA", '"person":' + self._person(None, born_before), len(board)))
-                group("STYR", board)
-        auditors = self.units.auditors
-        if form in ("AS", "ASA", "SA", "STI", "NUF", "BRL", "SPA") and auditors:
-            if form != "AS" or r() < 0.4:
-                orgnr, navn = auditors[int(r() * len(auditors))]
+                group("STYR", self._board(form, person))
+        if form in AUDITED_FORMS:
+            self._firm_roles(u, group)
+        return _ROLES % (",".join(groups), BRREG_API, u["orgnr"])
+
+    def _board(self, form: str, person: Callable[[], str]) -> list[str]:
+        r = self.random
+        board = [self._role("LEDE", person(), 0)]
+        if form != "AS" or r() < 0.45:
+            if form in ("FLI", "BRL", "ESEK", "SA"):
+                board.append(self._role("NEST", person(), 1))
+            for _ in range(int(r() * 4)):
+                extra = _VALGT_AV if r() < 0.05 else ""
+                board.append(self._role("MEDL", person(), len(board), extra))
+        if r() < 0.4:
+            board.append(self._role("VARA", person(), len(board)))
+        return board
+
+    def _firm_roles(self, u: Unit, group: Callable[[str, list[str]], None]) -> None:
+        """Auditor and accountant: roles held by another unit (an audit or accounting firm)."""
+        r = self.random
+        firms = self.units.auditors
+        if not firms:
+            return
+        for code, share in (("REVI", 1.0 if u["form"] != "AS" else 0.4), ("REGN", 0.5)):
+            if r() < share:
+                orgnr, navn = firms[int(r() * len(firms))]
                 if orgnr != u["orgnr"]:
-                    group("REVI", [self._role("REVI", self._enhet_holder(orgnr, navn, navn.rsplit(" ", 1)[1]), 0)])
-            if r() < 0.5:
-                orgnr, navn = auditors[int(r() * len(auditors))]
-                if orgnr != u["orgnr"]:
-                    group("REGN", [self._role("REGN", self._enhet_holder(orgnr, navn, navn.rsplit(" ", 1)[1]), 0)])
-        return '{"rollegrupper":[%s],"_links":{"self":{"href":"%s/enheter/%s/roller"}}}' % (
-            ",".join(groups), BRREG_API, u["orgnr"])
+                    group(code, [self._role(code, self._enhet_holder(orgnr, navn, navn.rsplit(" ", 1)[1]), 0)])
 
     # accounts
     def accounts(self, u: Unit) -> str | None:
@@ -1282,54 +1408,23 @@ class SideFactory:
         for kind in types:
             scale = 1.6 if kind == "KONSERN" else 1.0
             for back in range(years):
-                filings.append(self._filing(u, kind, u["acc_last"] - back, size * scale * (0.9 + 0.2 * r()), holding, usd, small))
+                year_size = size * scale * (0.9 + 0.2 * r())
+                filings.append(self._filing(u, kind, u["acc_last"] - back, year_size, (holding, usd, small)))
         self.filings += len(filings)
         return "[" + ",".join(filings) + "]"
 
-    def _filing(self, u: Unit, kind: str, year: int, size: float, holding: bool, usd: bool, small: bool) -> str:
+    def _filing(self, u: Unit, kind: str, year: int, size: float, plan: tuple[bool, bool, bool]) -> str:
+        holding, usd, small = plan
         r = self.random
         self.filing_id += 1 + int(r() * 5)
-        assets = int(size)
-        equity = int(assets * (r() * 0.9 - 0.1))
-        debt = assets - equity
-        short_debt = int(debt * r())
-        fixed = int(assets * r())
-        paid_in = min(abs(equity), 30000 + int(r() * 100_000)) if equity > 0 else 30000
-        earned = equity - paid_in
-        if holding:
-            income_part = '"driftsinntekter":{},'
-            income = 0
-            costs = int(20_000 + r() * 200_000)
-        else:
-            income = int(size * (0.3 + 2 * r()))
-            costs = int(income * (0.8 + 0.3 * r()))
-            income_part = '"driftsinntekter":{"sumDriftsinntekter":%d},' % income
-        operating = income - costs
-        fin_in = int(assets * 0.02 * r()) + (int(assets * 0.08 * r()) if holding else 0)
-        fin_cost = int(debt * 0.04 * r())
-        net_fin = fin_in - fin_cost
-        before_tax = operating + net_fin
-        result = int(before_tax * 0.78) if before_tax > 0 else before_tax
+        values = _balance(r, size, holding)
         unaudited = small and r() < 0.25
-        return (
-            '{"id":%d,"journalnr":"%d%07d","regnskapstype":"%s","virksomhet":{"organisasjonsnummer":"%s",'
-            '"organisasjonsform":"%s","morselskap":%s},"regnskapsperiode":{"fraDato":"%d-01-01","tilDato":"%d-12-31"},'
-            '"valuta":"%s","avviklingsregnskap":false,"oppstillingsplan":"%s","revisjon":{"ikkeRevidertAarsregnskap":%s,'
-            '"fravalgRevisjon":%s},"regnkapsprinsipper":{"smaaForetak":%s,"regnskapsregler":"regnskapslovenAlminneligRegler"},'
-            '"egenkapitalGjeld":{"sumEgenkapitalGjeld":%d,"egenkapital":{"sumEgenkapital":%d,"opptjentEgenkapital":'
-            '{"sumOpptjentEgenkapital":%d},"innskuttEgenkapital":{"sumInnskuttEgenkaptial":%d}},"gjeldOversikt":'
-            '{"sumGjeld":%d,"kortsiktigGjeld":{"sumKortsiktigGjeld":%d},"langsiktigGjeld":{"sumLangsiktigGjeld":%d}}},'
-            '"eiendeler":{"sumEiendeler":%d,"omloepsmidler":{"sumOmloepsmidler":%d},"anleggsmidler":{"sumAnleggsmidler":%d}},'
-            '"resultatregnskapResultat":{"ordinaertResultatFoerSkattekostnad":%d,"aarsresultat":%d,"totalresultat":%d,'
-            '"finansresultat":{"nettoFinans":%d,"finansinntekt":{"sumFinansinntekter":%d},"finanskostnad":'
-            '{"sumFinanskostnad":%d}},"driftsresultat":{"driftsresultat":%d,%s"driftskostnad":{"sumDriftskostnad":%d}}}}'
-        ) % (
-            self.filing_id, year + 1, self.filing_id % 10_000_000, kind, u["orgnr"], u["form"],
-            _BOOL[kind == "KONSERN"], year, year, "USD" if usd else "NOK", "smaa" if small else "store",
-            _BOOL[unaudited], _BOOL[unaudited], _BOOL[small], assets, equity, earned, paid_in, debt, short_debt,
-            debt - short_debt, assets, assets - fixed, fixed, before_tax, result, result, net_fin, fin_in, fin_cost,
-            operating, income_part, costs,
+        values.update(
+            id=self.filing_id, journal=f"{year + 1}{self.filing_id % 10_000_000:07d}", kind=kind, orgnr=u["orgnr"],
+            form=u["form"], parent=_BOOL[kind == "KONSERN"], year=year, currency="USD" if usd else "NOK",
+            plan="smaa" if small else "store", unaudited=_BOOL[unaudited], small=_BOOL[small],
         )
+        return _FILING % values
 
     # sub-units
     def subunits(self, u: Unit) -> list[tuple[str, str]]:
@@ -1369,7 +1464,7 @@ class SideFactory:
             parts.append(',"antallAnsatte":%d' % count)
         parts.append(',"harRegistrertAntallAnsatte":%s,"overordnetEnhet":"%s","oppstartsdato":"%s"' % (
             _BOOL[har], u["orgnr"], DAYS[start]))
-        parts.append(',"beliggenhetsadresse":' + _address_compact(address))
+        parts.append(',"beliggenhetsadresse":' + COMPACT.address(address))
         if "hjemmeside" in u and r() < 0.5:
             parts.append(',"hjemmeside":"' + u["hjemmeside"] + '"')
         parts.append(
@@ -1474,14 +1569,6 @@ class SideFactory:
             body.append("<footer>" + " ".join(links) + "</footer>")
         body.append("</body></html>")
         return "".join(body)
-
-
-def _address_compact(a: Address) -> str:
-    lines = ",".join("null" if line is None else '"' + line + '"' for line in a[0])
-    if a[1] is None:
-        return '{"land":"%s","landkode":"%s","poststed":"%s","adresse":[%s]}' % (a[5], a[6], a[2], lines)
-    return '{"land":"Norge","landkode":"NO","postnummer":"%s","poststed":"%s","adresse":[%s],"kommune":"%s","kommunenummer":"%s"}' % (
-        a[1], a[2], lines, a[3], a[4])
 
 
 # -- change-feed edits ------------------------------------------------------------------------

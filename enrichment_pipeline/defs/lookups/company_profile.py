@@ -10,6 +10,7 @@ import dagster as dg
 
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.defs.lookups.policies import lookup_asset
+from enrichment_pipeline.defs.names import POOL_PROFILE
 from enrichment_pipeline.lookups.step import batches_of
 from enrichment_pipeline.sources import SOURCES
 
@@ -50,7 +51,8 @@ def build_profiles(postgres: PostgresResource, batches: list[int], holder: objec
             "oldest_fetch_at": oldest.isoformat() if oldest else ""}
 
 
-@lookup_asset("company_profile", "database", "Every source joined per company, with its freshness.", deps=list(SOURCES))
+@lookup_asset("company_profile", "database", "Every source joined per company, with its freshness.", deps=list(SOURCES),
+              pool=POOL_PROFILE)
 def company_profile(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     before = postgres.stats()
     summary = build_profiles(postgres, batches_of(context), holder=context)

@@ -13,7 +13,8 @@ LOOKUP_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
 LOOKUP_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def lookup_asset(source: str, register: str, description: str, *, deps: list[str] | None = None):  # noqa: ANN201
+def lookup_asset(source: str, register: str, description: str, *, deps: list[str] | None = None,
+                 pool: str = POOL_LOOKUPS):  # noqa: ANN201
     """`@dg.asset` with the settings every lookup shares."""
     from enrichment_pipeline.defs.names import REGISTER_TAG
 
@@ -23,7 +24,7 @@ def lookup_asset(source: str, register: str, description: str, *, deps: list[str
         deps=deps or ["companies"],
         group_name=GROUP_LOOKUPS,
         kinds={"postgres", "python"},
-        pool=POOL_LOOKUPS,
+        pool=pool,
         backfill_policy=LOOKUP_BACKFILL,
         retry_policy=LOOKUP_RETRY,
         op_tags={REGISTER_TAG: register},
