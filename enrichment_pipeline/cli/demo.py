@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     data_dir = settings.state_dir() / "demo-data"
     _generate(args, data_dir, changes)
     with project_postgres("demo") as postgres, \
-            PostgresResource(pool_max=1).opened("demo-sampler") as observer, ConnectionSampler(observer) as sampler:
+            PostgresResource(pool_max=1, leak_threshold_s=86400).opened("demo-sampler") as observer, ConnectionSampler(observer) as sampler:
         budget = require_fits(postgres)
         ensure_pool_limits(project_instance())
         _say(args, f"connection budget: worst case {budget.worst_case} of {budget.available} the server allows")

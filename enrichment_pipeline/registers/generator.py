@@ -144,6 +144,10 @@ class GzipAssembler:
             self._out.write(self._compressor.flush(zlib.Z_SYNC_FLUSH))
             self._compressor = None
 
+    def abort(self) -> None:
+        self._out.close()
+        self._tmp.unlink(missing_ok=True)
+
     def close(self) -> tuple[int, int]:
         """Finish the stream, move the file in place; returns (crc32, uncompressed length)."""
         self._flush_text()
@@ -478,6 +482,9 @@ class _Deduplicated:
         self.out.close()
         return len(self.seen)
 
+    def abort(self) -> None:
+        self.out.abort()
+
 
 class _Output:
     """Every file of the directory that chunk results feed, in chunk order."""
@@ -505,6 +512,11 @@ class _Output:
         self.counts["homepages"] = self.homepages.close()
         return dump
 
+    def abort(self) -> None:
+        """Drop the half-written files: a reader must never take a `.part` file for data."""
+        for out in (*self.files.values(), self.addresses, self.homepages):
+            out.abort()
+
 
 def _check_size(companies: int, plan: ChangePlan) -> None:
     base_chunks = -(-companies // CHUNK_UNITS)
@@ -528,12 +540,16 @@ def generate(
     tasks = list(_tasks(seed, companies, plan))
     total_units = companies + len(plan.new_days)
     output = _Output(out_dir)
-    done = 0
-    for result in _run_chunks(tasks, min(os.cpu_count() or 1, len(tasks))):
-        output.add(result)
-        done += result.count
-        if progress is not None:
-            progress(done, total_units)
+    try:
+        done = 0
+        for result in _run_chunks(tasks, min(os.cpu_count() or 1, len(tasks))):
+            output.add(result)
+            done += result.count
+            if progress is not None:
+                progress(done, total_units)
+    except BaseException:
+        output.abort()
+        raise
     dump_crc, dump_length = output.close()
     if changes:
         _write_updates(out_dir / UPDATES, plan, companies, orgnr_space(seed))

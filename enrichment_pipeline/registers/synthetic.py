@@ -2,9 +2,9 @@
 
 Everything here is built for speed: a million units must render in well under a minute, so
 records are assembled from prebuilt text fragments instead of `json.dumps`. That is safe only
-because every string comes from the vocabularies below, which hold no `"`, `\\`, control
-characters or the sequence `" : "` (the API form is derived from the dump form by removing
-Jackson's whitespace). Names are generated combinations: no real person is named.
+because every string comes from the vocabularies below, which hold no `"`, `\\` or control
+characters, and stay within Latin-1 (mixed widths would make CPython copy every chunk twice).
+Names are generated combinations of common names: no real person is named.
 
 `UnitFactory` draws one unit as a plain dict; the `render_*` functions turn it into the dump
 text (Jackson pretty-print), the API body, a CSV row, and the roles, accounts, sub-unit,
@@ -394,10 +394,8 @@ AKTIVITET: tuple[str, ...] = (
     "Gårdsdrift med melkeproduksjon.", "Fotografering av portretter og arrangementer.",
     "Salg av varer via nettbutikk.",
 )
-SOCIAL_HOSTS: tuple[str, ...] = (
-    "https://www.facebook.com/", "https://www.linkedin.com/company/", "https://www.instagram.com/",
-)
 SLUG_SUFFIXES: tuple[str, ...] = ("as", "norge", "gruppen", "bygg", "drift")
+MAILBOXES: tuple[str, ...] = ("post", "kontakt", "firmapost", "info")
 MAIL_PROVIDERS: tuple[str, ...] = ("gmail.com", "online.no", "hotmail.com", "outlook.com")
 THIRD_PARTY_DOMAINS: tuple[str, ...] = (".wixsite.com", ".weebly.com", ".mystrikingly.com")
 THIRD_PARTY: tuple[str, ...] = (
@@ -424,10 +422,6 @@ DAYS: list[str] = [
 ]
 DUMP_DAY = DUMP_DATE.toordinal() - _DAY0
 REGISTER_START_DAY = dt.date(1995, 1, 2).toordinal() - _DAY0
-
-
-def day_index(iso_date: str) -> int:
-    return dt.date.fromisoformat(iso_date).toordinal() - _DAY0
 
 
 # -- orgnr ------------------------------------------------------------------------------------
@@ -912,14 +906,17 @@ class _Style:
             [("kode", _str(code)), ("beskrivelse", _str(text)), self._links("organisasjonsformer/" + code)])
             for code, text, _ in FORMS}
         self.nace = {code: self._code(code, text) for code, text in NACE.items()}
-        self.sector = {code: self.key["institusjonellSektorkode"] + self._code(code, text) for code, text in SECTORS.items()}
+        sector_key = self.key["institusjonellSektorkode"]
+        self.sector = {code: sector_key + self._code(code, text) for code, text in SECTORS.items()}
         self.bool = {True: "true", False: "false"}
         # %-templates: addresses are the most frequent nested objects
         self._address = self.obj([
             ("land", '"Norge"'), ("landkode", '"NO"'), ("postnummer", '"%s"'), ("poststed", '"%s"'),
             ("adresse", "%s"), ("kommune", '"%s"'), ("kommunenummer", '"%s"'),
         ])
-        self._foreign_address = self.obj([("land", '"%s"'), ("landkode", '"%s"'), ("poststed", '"%s"'), ("adresse", "%s")])
+        self._foreign_address = self.obj([
+            ("land", '"%s"'), ("landkode", '"%s"'), ("poststed", '"%s"'), ("adresse", "%s"),
+        ])
         links = self.key["_links"] + '{"self":{"href":"' + BRREG_API + '/enheter/%s"}}'
         self._tail = self.key["respons_klasse"] + '"Enhet"' + self.sep + (
             self.key["links"] + "[ ]" if pretty else links
@@ -1246,6 +1243,12 @@ _SUB_FORMS = {
     '"_links":{"self":{"href":"%s/organisasjonsformer/AAFY"}}}' % BRREG_API,
 }
 _NACE_API = {code: '{"kode":"%s","beskrivelse":"%s"}' % (code, text) for code, text in NACE.items()}
+# The subunits.jsonl line starts with its keys, then the `/underenheter/{orgnr}` record.
+_SUBUNIT_HEAD = (
+    '{"organisasjonsnummer":"%s","overordnetEnhet":"%s","record":{"organisasjonsnummer":"%s","navn":"%s",'
+    '"organisasjonsform":%s,"registreringsdatoEnhetsregisteret":"%s","registrertIMvaregisteret":%s,'
+    '"naeringskode1":%s'
+)
 _VALGT_AV = ',"valgtAv":{"kode":"AANS","beskrivelse":"Valgt av ansatte"}'
 _GROUP = '{"type":%s,"sistEndret":"%s","roller":[%s]}'
 _ROLES = '{"rollegrupper":[%s],"_links":{"self":{"href":"%s/enheter/%s/roller"}}}'
@@ -1310,7 +1313,9 @@ class SideFactory:
     A separate stream keeps the dump stable when the side files change shape.
     """
 
-    def __init__(self, rng: random.Random, next_sub_orgnr: Callable[[], str | None], units: UnitFactory) -> None:
+    def __init__(
+        self, rng: random.Random, next_sub_orgnr: Callable[[], str | None], units: UnitFactory
+    ) -> None:
         self.rng = rng
         self.random = rng.random
         self.next_sub_orgnr = next_sub_orgnr
@@ -1391,7 +1396,8 @@ class SideFactory:
             if r() < share:
                 orgnr, navn = firms[int(r() * len(firms))]
                 if orgnr != u["orgnr"]:
-                    group(code, [self._role(code, self._enhet_holder(orgnr, navn, navn.rsplit(" ", 1)[1]), 0)])
+                    holder = self._enhet_holder(orgnr, navn, navn.rsplit(" ", 1)[1])
+                    group(code, [self._role(code, holder, 0)])
 
     # accounts
     def accounts(self, u: Unit) -> str | None:
@@ -1420,8 +1426,9 @@ class SideFactory:
         values = _balance(r, size, holding)
         unaudited = small and r() < 0.25
         values.update(
-            id=self.filing_id, journal=f"{year + 1}{self.filing_id % 10_000_000:07d}", kind=kind, orgnr=u["orgnr"],
-            form=u["form"], parent=_BOOL[kind == "KONSERN"], year=year, currency="USD" if usd else "NOK",
+            id=self.filing_id, journal=f"{year + 1}{self.filing_id % 10_000_000:07d}", kind=kind,
+            orgnr=u["orgnr"], form=u["form"],
+            parent=_BOOL[kind == "KONSERN"], year=year, currency="USD" if usd else "NOK",
             plan="smaa" if small else "store", unaudited=_BOOL[unaudited], small=_BOOL[small],
         )
         return _FILING % values
@@ -1452,14 +1459,9 @@ class SideFactory:
         start = min(u["reg_day"] + int(r() * 4000), DUMP_DAY - 1)
         nace = u.get("nk1") or NACE_BY_FORM.get(form, _NACE_AS)[0]
         har, count = units.employees(form if form not in ("KOMM", "FYLK", "STAT") else "AS")
-        parts = [
-            '{"organisasjonsnummer":"%s","overordnetEnhet":"%s","record":{"organisasjonsnummer":"%s","navn":"%s",'
-            '"organisasjonsform":%s,"registreringsdatoEnhetsregisteret":"%s","registrertIMvaregisteret":%s,'
-            '"naeringskode1":%s' % (
-                orgnr, u["orgnr"], orgnr, navn, _SUB_FORMS["AAFY" if form in ("FLI", "STI") else "BEDR"], DAYS[start],
-                _BOOL[u["mva"]], _NACE_API[nace],
-            )
-        ]
+        sub_form = _SUB_FORMS["AAFY" if form in ("FLI", "STI") else "BEDR"]
+        head = (orgnr, u["orgnr"], orgnr, navn, sub_form, DAYS[start], _BOOL[u["mva"]], _NACE_API[nace])
+        parts = [_SUBUNIT_HEAD % head]
         if count is not None:
             parts.append(',"antallAnsatte":%d' % count)
         parts.append(',"harRegistrertAntallAnsatte":%s,"overordnetEnhet":"%s","oppstartsdato":"%s"' % (
@@ -1511,15 +1513,7 @@ class SideFactory:
     def _site(self, u: Unit, host: str) -> str:
         r = self.random
         roll = r()
-        behaviour = "ok"
-        if roll < 0.05:
-            behaviour = "missing"
-        elif roll < 0.09:
-            behaviour = "slow"
-        elif roll < 0.11:
-            behaviour = "huge"
-        elif roll < 0.13:
-            behaviour = "redirect_loop"
+        behaviour = next((name for name, upper in SITE_BEHAVIOURS if roll < upper), "ok")
         pages = ['"/":{"status":200,"html":"%s"}' % self._html(u, host)]
         roll = r()
         if roll < 0.06:  # the front page moved; `/` answers with a redirect to a path
@@ -1531,44 +1525,67 @@ class SideFactory:
         elif roll < 0.1:
             pages.append('"/old":{"status":301,"location":"https://%s/"}' % host)
         roll = r()
-        if roll < 0.05:
-            robots = '"User-agent: *\\nDisallow: /\\n"'
-        elif roll < 0.25:
-            robots = '"User-agent: *\\nDisallow: /private\\n"'
-        elif roll < 0.3:
-            robots = '"User-agent: *\\nCrawl-delay: 1\\nDisallow: /admin\\n"'
-        else:
-            robots = "null"
-        return '{"host":"%s","pages":{%s},"robots":%s,"behaviour":"%s"}\n' % (host, ",".join(pages), robots, behaviour)
+        robots = next((text for text, upper in ROBOTS if roll < upper), "null")
+        return _SITE % (host, ",".join(pages), robots, behaviour)
 
     def _html(self, u: Unit, host: str) -> str:
+        """A small front page with what a scraper looks for: title, description, e-mail, phone, socials.
+
+        Quotes are written pre-escaped (`\\"`): the page goes inside a JSON string as it is.
+        """
         r = self.random
         title = " ".join(w if w in _FORM_WORDS else w.capitalize() for w in u["navn"].split())
         trade = NACE.get(u.get("nk1", ""), "Lokal bedrift")
         domain = host.removeprefix("www.")
-        mail_domain = "gmail.com" if host.endswith(THIRD_PARTY_DOMAINS) else domain
-        body = ['<!DOCTYPE html><html lang=\\"no\\"><head><meta charset=\\"utf-8\\"><title>%s</title>' % title]
+        body = [_HTML_HEAD % title]
         if r() < 0.85:
-            body.append('<meta name=\\"description\\" content=\\"%s - %s i %s.\\">' % (title, trade.lower(), KOMMUNER[u["kidx"]][1].capitalize()))
+            place = KOMMUNER[u["kidx"]][1].title()
+            body.append(_HTML_DESCRIPTION % (title, trade.lower(), place))
         body.append("</head><body><h1>%s</h1><p>%s.</p>" % (title, trade))
         if r() < 0.8:
-            mail = self.units.pick(("post", "kontakt", "firmapost", "info"))
-            if mail_domain == "gmail.com":
-                mail = domain.split(".")[0]
-            body.append('<p>E-post: <a href=\\"mailto:%s@%s\\">%s@%s</a></p>' % (mail, mail_domain, mail, mail_domain))
-            if r() < 0.15 and mail_domain == domain:
-                body.append("<p>Faktura: faktura@%s</p>" % domain)
+            body.append(self._mail(domain, host.endswith(THIRD_PARTY_DOMAINS)))
         if r() < 0.75:
-            n = 20_000_000 + int(r() * 80_000_000)
-            text = f"{n:08d}"
-            shown = self.units.pick((f"+47 {text[:2]} {text[2:4]} {text[4:6]} {text[6:]}", text, f"{text[:2]} {text[2:4]} {text[4:6]} {text[6:]}"))
-            body.append('<p>Telefon: <a href=\\"tel:+47%s\\">%s</a></p>' % (text, shown))
+            digits = f"{20_000_000 + int(r() * 80_000_000):08d}"
+            spaced = f"{digits[:2]} {digits[2:4]} {digits[4:6]} {digits[6:]}"
+            shown = self.units.pick((f"+47 {spaced}", digits, spaced))
+            body.append('<p>Telefon: <a href=\\"tel:+47%s\\">%s</a></p>' % (digits, shown))
         slug = domain.split(".")[0]
-        links = [f'<a href=\\"{prefix}{slug}\\">{prefix.split(".")[1].capitalize()}</a>' for prefix in SOCIAL_HOSTS if r() < 0.4]
+        links = [_SOCIAL_LINK % (prefix, slug, name) for prefix, name in SOCIAL_LINKS if r() < 0.4]
         if links:
             body.append("<footer>" + " ".join(links) + "</footer>")
         body.append("</body></html>")
         return "".join(body)
+
+    def _mail(self, domain: str, third_party: bool) -> str:
+        # A site on a site builder has no mail domain of its own: people use a free provider.
+        local = domain.split(".")[0] if third_party else self.units.pick(MAILBOXES)
+        mail_domain = "gmail.com" if third_party else domain
+        address = f"{local}@{mail_domain}"
+        text = '<p>E-post: <a href=\\"mailto:%s\\">%s</a></p>' % (address, address)
+        if not third_party and self.random() < 0.15:
+            text += "<p>Faktura: faktura@%s</p>" % domain
+        return text
+
+
+_SITE = '{"host":"%s","pages":{%s},"robots":%s,"behaviour":"%s"}\n'
+_HTML_HEAD = '<!DOCTYPE html><html lang=\\"no\\"><head><meta charset=\\"utf-8\\"><title>%s</title>'
+_HTML_DESCRIPTION = '<meta name=\\"description\\" content=\\"%s - %s i %s.\\">'
+_SOCIAL_LINK = '<a href=\\"%s%s\\">%s</a>'
+SOCIAL_LINKS: tuple[tuple[str, str], ...] = (
+    ("https://www.facebook.com/", "Facebook"),
+    ("https://www.linkedin.com/company/", "LinkedIn"),
+    ("https://www.instagram.com/", "Instagram"),
+)
+# (behaviour, cumulative share); the rest of the sites behave
+SITE_BEHAVIOURS: tuple[tuple[str, float], ...] = (
+    ("missing", 0.05), ("slow", 0.09), ("huge", 0.11), ("redirect_loop", 0.13),
+)
+# (robots.txt as a JSON value, cumulative share); the rest have none (404)
+ROBOTS: tuple[tuple[str, float], ...] = (
+    ('"User-agent: *\\nDisallow: /\\n"', 0.05),
+    ('"User-agent: *\\nDisallow: /private\\n"', 0.25),
+    ('"User-agent: *\\nCrawl-delay: 1\\nDisallow: /admin\\n"', 0.30),
+)
 
 
 # -- change-feed edits ------------------------------------------------------------------------
@@ -1578,9 +1595,9 @@ def apply_endring(u: Unit, factory: UnitFactory, day: int, clock: str) -> None:
     roll = r()
     if roll < 0.35:
         old = u["navn"]
-        new = factory.name(u["form"], u["kidx"], factory.person() if u["form"] == "ENK" else None)
+        new = factory.name(u["form"], u["kidx"], u["person"])  # an ENK keeps its owner
         if new == old:
-            new = f"{old} {factory.pick(('NORGE', 'GRUPPEN', 'DRIFT'))}" if u["form"] not in ("AS", "ASA") else f"NY {old}"
+            new = f"NY {old}" if u["form"] in ("AS", "ASA") else f"{old} {factory.pick(SLUG_SUFFIXES).upper()}"
         u["navn"] = new
         history = u.get("historiske", ())
         from_day = history[-1][2] if history else u["reg_day"]
@@ -1590,7 +1607,7 @@ def apply_endring(u: Unit, factory: UnitFactory, day: int, clock: str) -> None:
         u["kidx"] = kidx
         u["forr"] = factory.street_address(kidx, False)
     elif roll < 0.85:
-        har, count = factory.employees("AS")
+        _, count = factory.employees("AS")
         u["har"] = True
         u["ansatte"] = count if count is not None else 5 + int(r() * 50)
         u["ansatte_dag"] = DAYS[day]

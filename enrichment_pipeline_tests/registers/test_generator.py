@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from enrichment_pipeline.registers import orgnr
+from enrichment_pipeline.registers import generator, orgnr
 from enrichment_pipeline.registers.generator import crc32_combine, generate, main
 from enrichment_pipeline.registers.synthetic import ACCOUNT_FILERS, homepage_host
 
@@ -109,17 +109,29 @@ def _share(part: int, whole: int) -> float:
 
 
 # -- determinism and file format ---------------------------------------------------------------
-def test_same_seed_writes_byte_identical_files(data: Data, tmp_path: Path) -> None:
+def test_same_seed_writes_byte_identical_files_in_one_process_too(
+    data: Data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixture ran two worker processes; this run renders every chunk in this process.
+    monkeypatch.setattr(generator.os, "cpu_count", lambda: 1)
     generate(tmp_path, COMPANIES, seed=SEED, changes=CHANGES)
     for name in FILES + ("manifest.json",):
         assert (tmp_path / name).read_bytes() == (data.root / name).read_bytes(), name
+
+
+def test_the_dump_does_not_depend_on_the_feed_after_it(data: Data, tmp_path: Path) -> None:
+    manifest = generate(tmp_path, COMPANIES, seed=SEED, changes=0)
+    for name in ("enheter.json.gz", "enheter.csv.gz", "accounts.jsonl.gz", "subunits.jsonl.gz"):
+        assert (tmp_path / name).read_bytes() == (data.root / name).read_bytes(), name
+    assert manifest["etag"] == data.manifest["etag"]
 
 
 def test_another_seed_writes_other_units(data: Data, tmp_path: Path) -> None:
     generate(tmp_path, 300, seed=SEED + 1)
     other = json.loads(gzip.decompress((tmp_path / "enheter.json.gz").read_bytes()))
     assert len(other) == 300
-    assert {r["organisasjonsnummer"] for r in other}.isdisjoint({r["organisasjonsnummer"] for r in data.dump[:300]})
+    first = {r["organisasjonsnummer"] for r in data.dump[:300]}
+    assert {r["organisasjonsnummer"] for r in other}.isdisjoint(first)
     assert not (tmp_path / "updates.jsonl.gz").exists(), "no --changes, no feed"
 
 
@@ -179,6 +191,7 @@ def test_json_dump_is_a_jackson_pretty_array(data: Data) -> None:
     assert '": ' not in text and '":"' not in text, 'keys are written as "key" : value'
     assert all(re.match(r'\A *("[^"]+" : |[}\]])', line) for line in text.splitlines()[1:])
     assert "    \"links\" : [ ]\n  }" in text, "organisasjonsform carries links too"
+    assert max(map(ord, text)) <= 0xFF, "the vocabularies stay within Latin-1 (speed, see synthetic.py)"
 
 
 def test_dump_records_have_the_always_present_keys(data: Data) -> None:
@@ -223,7 +236,8 @@ def test_addresses_hold_the_register_quirks(data: Data) -> None:
     assert all("postnummer" not in a and "kommune" not in a and "kommunenummer" not in a for a in foreign)
     assert _share(sum(any(c.isdigit() for c in a["poststed"]) for a in foreign), len(foreign)) > 0.8
     norwegian = [a for a in addresses if a["landkode"] == "NO"]
-    assert all(re.fullmatch(r"\d{4}", a["postnummer"]) and re.fullmatch(r"\d{4}", a["kommunenummer"]) for a in norwegian)
+    assert all(re.fullmatch(r"\d{4}", a["postnummer"]) for a in norwegian)
+    assert all(re.fullmatch(r"\d{4}", a["kommunenummer"]) for a in norwegian)
 
 
 def test_homepage_values_look_like_what_people_typed(data: Data) -> None:
@@ -244,9 +258,10 @@ def test_homepage_values_look_like_what_people_typed(data: Data) -> None:
 
 
 def test_industry_codes_and_sectors_use_the_code_formats(data: Data) -> None:
-    codes = [r[k]["kode"] for r in data.dump for k in ("naeringskode1", "naeringskode2", "naeringskode3") if k in r]
+    keys = ("naeringskode1", "naeringskode2", "naeringskode3")
+    codes = [r[k]["kode"] for r in data.dump for k in keys if k in r]
     assert codes and all(NACE_CODE.match(c) for c in codes)
-    assert any(c in ("41.200", "62.010", "64.200", "68.209", "70.220", "96.020") for c in codes), "some SN2007 codes"
+    assert set(codes) & {"41.200", "62.010", "64.200", "68.209", "70.220", "96.020"}, "some SN2007 codes"
     assert any("naeringskode2" in r for r in data.dump)
     sectors = [r["institusjonellSektorkode"] for r in data.dump if "institusjonellSektorkode" in r]
     assert _share(len(sectors), COMPANIES) > 0.7 and all(re.fullmatch(r"\d{4}", s["kode"]) for s in sectors)
@@ -260,7 +275,8 @@ def test_dates_use_the_register_formats(data: Data) -> None:
             assert re.fullmatch(r"20\d\d", r["sisteInnsendteAarsregnskap"])
     history = [h for r in data.dump for h in r.get("historiskeNavn", [])]
     assert history
-    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", h[k]) for h in history for k in ("fraDato", "tilDato"))
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+    assert all(stamp.fullmatch(h["fraDato"]) and stamp.fullmatch(h["tilDato"]) for h in history)
 
 
 def test_sole_proprietorships_carry_their_generated_owner_name(data: Data) -> None:
@@ -292,9 +308,11 @@ def _csv_expected(record: dict[str, Any], column: str) -> str:
 def test_csv_dump_has_a_quoted_dotted_header(data: Data) -> None:
     header = data.csv_header
     assert 85 <= len(header) <= 95 and len(set(header)) == len(header)
-    for column in ("organisasjonsnummer", "organisasjonsform.kode", "postadresse.adresse", "forretningsadresse.kommunenummer",
-                   "naeringskode1.kode", "registreringsdatoenhetsregisteret", "registrertIMvaRegisteret",
-                   "institusjonellSektorkode.beskrivelse", "vedtektsfestetFormaal", "aktivitet", "overordnetEnhet"):
+    for column in (
+        "organisasjonsnummer", "organisasjonsform.kode", "postadresse.adresse", "forretningsadresse.kommunenummer",
+        "naeringskode1.kode", "registreringsdatoenhetsregisteret", "registrertIMvaRegisteret",
+        "institusjonellSektorkode.beskrivelse", "vedtektsfestetFormaal", "aktivitet", "overordnetEnhet",
+    ):
         assert column in header
     first_line = gzip.decompress((data.root / "enheter.csv.gz").read_bytes()).split(b"\n", 2)[:2]
     for line in first_line:
@@ -345,12 +363,14 @@ def test_accounts_only_for_filing_forms_and_not_for_all_of_them(data: Data) -> N
     dump = data.dump_by_orgnr
     assert data.accounts and all(dump[n]["organisasjonsform"]["kode"] in ACCOUNT_FILERS for n in data.accounts)
     companies = [r for r in data.dump if r["organisasjonsform"]["kode"] == "AS"]
-    assert 0.5 < _share(sum(r["organisasjonsnummer"] in data.accounts for r in companies), len(companies)) < 0.95
+    filed = sum(r["organisasjonsnummer"] in data.accounts for r in companies)
+    assert 0.5 < _share(filed, len(companies)) < 0.95
     for number, filings in data.accounts.items():
         kinds = [f["regnskapstype"] for f in filings]
         assert kinds == sorted(kinds), "KONSERN first, then SELSKAP"
         assert max(collections.Counter(kinds).values()) <= 3
-        assert dump[number]["sisteInnsendteAarsregnskap"] == max(f["regnskapsperiode"]["tilDato"][:4] for f in filings)
+        latest = max(f["regnskapsperiode"]["tilDato"][:4] for f in filings)
+        assert dump[number]["sisteInnsendteAarsregnskap"] == latest
         for f in filings:
             assert "regnkapsprinsipper" in f, "the upstream typo is kept"
             assert "sumInnskuttEgenkaptial" in f["egenkapitalGjeld"]["egenkapital"]["innskuttEgenkapital"]
@@ -378,7 +398,9 @@ def test_subunits_hang_off_existing_parents_concentrated_on_a_few(data: Data) ->
 def test_business_addresses_can_be_found_in_kartverket_mostly(data: Data) -> None:
     index = {(a["adressetekst"], a["postnummer"]): a for a in data.addresses}
     assert len(index) == len(data.addresses), "one entry per address"
-    business = [r["forretningsadresse"] for r in data.dump if r.get("forretningsadresse", {}).get("landkode") == "NO"]
+    business = [
+        r["forretningsadresse"] for r in data.dump if r.get("forretningsadresse", {}).get("landkode") == "NO"
+    ]
     found = [index.get((a["adresse"][0], a["postnummer"])) for a in business]
     assert 0.01 <= _share(found.count(None), len(found)) <= 0.07, "a small share is deliberately unknown"
     for address, hit in zip(business, found):
@@ -484,9 +506,20 @@ def test_homepage_host_normalises_or_rejects(value: str, host: str | None) -> No
     assert homepage_host(value) == host
 
 
-def test_command_line_writes_the_directory_and_prints_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line_writes_the_directory_and_prints_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--companies", "250", "--out", str(tmp_path / "out"), "--seed", "3", "--changes", "20"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "250 units" in lines[0]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert (manifest["companies"], manifest["seed"], manifest["changes"]) == (250, 3, 20)
+
+
+def test_a_failed_run_leaves_no_partial_files(tmp_path: Path) -> None:
+    def stop(done: int, total: int) -> None:
+        raise RuntimeError("stopped by the caller")
+
+    with pytest.raises(RuntimeError):
+        generate(tmp_path, 2_500, progress=stop)
+    assert not list(tmp_path.glob("*.part")) and not (tmp_path / "manifest.json").exists()
