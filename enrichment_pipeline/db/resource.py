@@ -236,6 +236,10 @@ class PostgresResource(dg.ConfigurableResource):
 
     _state: _PoolState | None = PrivateAttr(default=None)
 
+    def __repr_args__(self) -> Any:  # a URL with a password must never reach a log or a traceback
+        for name, value in super().__repr_args__():
+            yield name, (scrub_secrets(value) if name == "database_url" and isinstance(value, str) else value)
+
     # -- configuration -------------------------------------------------------------------
     def settings(self) -> PoolSettings:
         """Config value, else environment, else default, for every pool setting."""
@@ -393,6 +397,14 @@ class PostgresResource(dg.ConfigurableResource):
         snapshot.connections_lost = pool_stats.get("connections_lost", 0)
         snapshot.connections_closed = max(0, snapshot.connections_opened - pool_stats.get("pool_size", 0))
         return snapshot
+
+    def begin_window(self) -> PoolStats:
+        """Start a measurement window (one step): the peak restarts from what is in use now."""
+        state = self._live
+        with state.lock:
+            state.stats.peak_in_use = state.stats.in_use
+            state.stats.max_held_ms = 0.0
+        return self.stats()
 
     def pool_size(self) -> int:
         """Connections this process holds open right now (in use or idle)."""

@@ -84,7 +84,7 @@ def run_lookup(
 ) -> StepReport:
     """Read, release, fetch, write. Skipped companies (deleted units) never reach `lookup`."""
     started = time.monotonic()
-    pool_before = postgres.stats()
+    pool_before = postgres.begin_window()
     companies = store.read_batch(postgres, batches, holder)
     fetch_started = time.monotonic()
     outcomes = map_concurrent(_guarded(lookup), companies, max_in_flight)

@@ -156,3 +156,39 @@ def test_statistics_count_acquisitions_and_hold_time(postgres: PostgresResource)
     assert delta.acquisitions == 3
     assert delta.held_ms >= 60
     assert postgres.stats().in_use == 0
+
+
+def test_pool_monitor_warns_above_40_and_errors_above_60_percent_once_each(test_db_url_text: str) -> None:
+    records: list[tuple[str, str]] = []
+
+    class Recorder:
+        def warning(self, message: str) -> None:
+            records.append(("warning", message))
+
+        def error(self, message: str) -> None:
+            records.append(("error", message))
+
+    resource = make_resource(test_db_url_text, pool_max=4, monitor_interval_s=0.1)
+    resource.open("monitor-test", logger=Recorder())
+    try:
+        with resource.connection(), resource.connection():  # 2/4 = 50%: a warning
+            time.sleep(0.35)
+        with resource.connection(), resource.connection(), resource.connection():  # 3/4 = 75%: an error
+            time.sleep(0.35)
+        stats = resource.stats()
+    finally:
+        resource.close()
+    assert [level for level, _ in records] == ["warning", "error"]
+    assert "at 2/4 connections (50%), above the warning share 40%" in records[0][1]
+    assert "at 3/4 connections (75%), above the error share 60%" in records[1][1]
+    assert (stats.utilisation_warnings, stats.utilisation_errors, stats.peak_in_use) == (1, 1, 3)
+
+
+def test_a_measurement_window_restarts_the_peak(postgres: PostgresResource) -> None:
+    with postgres.connection(), postgres.connection():
+        pass
+    assert postgres.stats().peak_in_use == 2
+    postgres.begin_window()
+    with postgres.connection():
+        pass
+    assert postgres.stats().peak_in_use == 1

@@ -54,6 +54,6 @@ def build_profiles(postgres: PostgresResource, batches: list[int], holder: objec
 @lookup_asset("company_profile", "database", "Every source joined per company, with its freshness.", deps=list(SOURCES),
               pool=POOL_PROFILE)
 def company_profile(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
-    before = postgres.stats()
+    before = postgres.begin_window()
     summary = build_profiles(postgres, batches_of(context), holder=context)
     return dg.MaterializeResult(metadata={**summary, **postgres.stats().minus(before).as_metadata()})
