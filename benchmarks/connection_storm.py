@@ -128,7 +128,8 @@ def run_naive(url: DatabaseUrl, batches: int, observer: PostgresResource) -> dic
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     offset, sessions_before, started = _log_offset(), _sessions(observer), time.monotonic()
-    with ActivitySampler(observer, exclude_prefixes=("enrichment:storm",)) as sampler:
+    with ActivitySampler(observer, exclude_prefixes=("enrichment:storm",),
+                         databases=(STORM_DATABASE, STORM_DATABASE + "_dagster")) as sampler:
         procs = [ctx.Process(target=_naive_worker, args=(url.render(show_password=True), share, results)) for share in shares]
         for proc in procs:
             proc.start()
@@ -174,7 +175,8 @@ def run_managed(url: DatabaseUrl, batches: int, latency_ms: float, observer: Pos
         log_path = Path(tempfile.mkdtemp()) / "dagster.log"
         with LocalDagster(env, webserver_overflow=WEBSERVER_OVERFLOW, log_path=log_path) as dagster:
             offset, sessions_before, started = _log_offset(), _sessions(observer), time.monotonic()
-            with ActivitySampler(observer, exclude_prefixes=("enrichment:storm",)) as sampler:
+            with ActivitySampler(observer, exclude_prefixes=("enrichment:storm",),
+                         databases=(STORM_DATABASE, STORM_DATABASE + "_dagster")) as sampler:
                 backfill = dagster.launch_backfill([*SOURCES, "company_profile"], title="connection storm")
                 status = dagster.wait_backfill(backfill, timeout_s=1800, on_tick=lambda s: None)
             minutes = (time.monotonic() - started) / 60

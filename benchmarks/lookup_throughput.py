@@ -7,7 +7,7 @@ same run, the raw ceiling at 0 ms: bare `requests` GETs of exactly the requests 
 no database. At 0 ms the client and the service share this machine's cores, so the ceiling is
 what this machine can do; ratio_to_raw_http is the pipeline's share of it.
 
-    .venv/bin/python benchmarks/lookup_throughput.py [--companies 20000] [--batches 10]
+    .venv/bin/python benchmarks/lookup_throughput.py [--companies 20000] [--batches-0ms 4] [--repeats 3]
 
 The local registers service runs in a process of its own, so its GIL does not fight the client's.
 Uses DATABASE_URL when set, else the embedded server; works in a database of its own.
@@ -243,9 +243,12 @@ def _measure(pg: PostgresResource, base_url: str, lookup: _Lookup, batches_0ms: 
 
     best_step: StepReport | None = None
     best_raw: tuple[float, Counter[str]] | None = None
+    rounds: list[dict[str, float]] = []
     for round_ in range(repeats):  # alternate pipeline and raw, keep the best of each
         step = _step(pg, base_url, lookup, batches_0ms)
         raw = _raw_replay(recorded, IN_FLIGHT)
+        rounds.append({"requests_per_s": round(requests_0ms / step.wall_s, 1),
+                       "raw_http_per_s": round(requests_0ms / raw[0], 1)})
         log(f"{lookup.asset} 0 ms round {round_ + 1}: step {step.companies / step.wall_s:.0f} companies/s "
             f"({requests_0ms / step.wall_s:.0f} req/s, wall {step.wall_s:.2f} s, db held {step.db_hold_s:.3f} s); "
             f"raw {requests_0ms / raw[0]:.0f} req/s (wall {raw[0]:.2f} s)")
@@ -297,12 +300,15 @@ def _measure(pg: PostgresResource, base_url: str, lookup: _Lookup, batches_0ms: 
         "outcomes_0ms": {k: v for k, v in step.outcomes.items() if v},
         "outcomes_50ms": {k: v for k, v in slow.outcomes.items() if v},
         "raw_statuses": dict(raw_statuses),
+        "rounds_0ms": rounds,
     }
-    result["meets_targets"] = (
-        ratio >= TARGETS["ratio_to_raw_http_min"]
-        and result["companies_per_s_50ms"] >= TARGETS["companies_per_s_50ms_min"]
-        and max(hold_0, hold_50) <= TARGETS["db_hold_share_max"]
-    )
+    meets = {
+        "ratio_to_raw_http": ratio >= TARGETS["ratio_to_raw_http_min"],
+        "companies_per_s_50ms": result["companies_per_s_50ms"] >= TARGETS["companies_per_s_50ms_min"],
+        "db_hold_share": max(hold_0, hold_50) <= TARGETS["db_hold_share_max"],
+    }
+    result["meets"] = meets
+    result["meets_targets"] = all(meets.values())
     return result
 
 
@@ -319,9 +325,9 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batches", type=int, default=10, help="company batches in the bench database")
-    parser.add_argument("--batches-0ms", type=int, default=10, help="batches per step at 0 ms")
-    parser.add_argument("--batches-50ms", type=int, default=10, help="batches per step at 50 ms")
-    parser.add_argument("--repeats", type=int, default=2, help="0 ms rounds (pipeline, raw); the best of each counts")
+    parser.add_argument("--batches-0ms", type=int, default=4, help="batches per step at 0 ms")
+    parser.add_argument("--batches-50ms", type=int, default=4, help="batches per step at 50 ms")
+    parser.add_argument("--repeats", type=int, default=3, help="0 ms rounds (pipeline, raw); the best of each counts")
     parser.add_argument("--slow-page-s", type=float, default=0.0,
                         help="delay of the service's 'slow' home pages (a timeout test, not throughput)")
     parser.add_argument("--only", action="append", default=[], help="measure only these assets")
@@ -356,6 +362,10 @@ def main() -> int:
         "service_slow_page_s": args.slow_page_s,
         "repeats_0ms": args.repeats,
         "ratio_definition": RATIO_DEFINITION,
+        "requests_definition": ("HTTP requests the step sent, recorded at the requests adapter in an untimed pass over "
+                                "the same batches; for website_profile this includes robots.txt, redirects and the "
+                                "https attempt that fails against the plain-HTTP local service before http"),
+        "ceiling_requests_per_s_50ms": round(IN_FLIGHT * 1000 / LATENCY_MS),
         "db_hold_share_definition": "max over the 0 ms and 50 ms steps of (pool connection held time / step wall time)",
         "targets": TARGETS,
         "meets_targets": all(line[a]["meets_targets"] for a in assets),

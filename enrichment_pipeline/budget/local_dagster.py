@@ -153,10 +153,11 @@ class ActivitySampler:
     """Samples pg_stat_activity every `interval_s` on one connection: peak of all clients and of ours."""
 
     def __init__(self, postgres: PostgresResource, interval_s: float = 0.1,
-                 exclude_prefixes: tuple[str, ...] = ("enrichment:harness",)) -> None:
+                 exclude_prefixes: tuple[str, ...] = ("enrichment:harness",), databases: tuple[str, ...] = ()) -> None:
         """Connections whose application_name starts with one of `exclude_prefixes` (the observer's own,
-        a test's fixtures) are not counted."""
+        a test's fixtures) are not counted; with `databases`, only connections to those are."""
         self.postgres, self.interval_s, self.exclude_prefixes = postgres, interval_s, exclude_prefixes
+        self.databases = databases
         self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="activity-sampler", daemon=True)
@@ -182,8 +183,9 @@ class ActivitySampler:
             while not self._stop.is_set():
                 total, ours = conn.execute(
                     "SELECT count(*), count(*) FILTER (WHERE application_name LIKE 'enrichment:%%') "
-                    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND NOT application_name LIKE ANY(%s)",
-                    [[p + "%" for p in self.exclude_prefixes]],
+                    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND NOT application_name LIKE ANY(%s) "
+                    "AND (cardinality(%s::text[]) = 0 OR datname = ANY(%s::text[]))",
+                    [[p + "%" for p in self.exclude_prefixes], list(self.databases), list(self.databases)],
                 ).fetchone()
                 self.samples.append((time.monotonic(), int(total), int(ours)))
                 self._stop.wait(self.interval_s)

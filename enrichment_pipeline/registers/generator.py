@@ -313,9 +313,8 @@ class _ChunkWriter:
 
     def _unit(self, index: int, orgnr: str, new_day: int | None) -> None:
         u = self.units.unit(orgnr, new_day)
-        dump_text = syn.render_dump(u)
-        if new_day is None:
-            self.dump.append(dump_text)
+        if new_day is None:  # units new in the feed came after the dump was built
+            self.dump.append(syn.render_dump(u))
             self.csv.append(syn.render_csv(u))
         edits = self.task.edits.get(index)
         if edits:

@@ -60,8 +60,10 @@ def test_full_backfill_stays_within_the_budget_and_connections_drain_afterwards(
     budget = project_budget(postgres, webserver_overflow=WEBSERVER_OVERFLOW)
     assert budget.fits
 
-    observer = make_resource(url_text, pool_max=1, leak_threshold_s=3600)
-    with observer.opened("harness-observer") as watch, ActivitySampler(watch, exclude_prefixes=("enrichment:harness", "enrichment:tests")) as sampler:
+    observer = make_resource(url_text, pool_max=2, leak_threshold_s=3600)
+    with observer.opened("harness-observer") as watch, ActivitySampler(
+            watch, exclude_prefixes=("enrichment:harness", "enrichment:tests"),
+            databases=(test_db_url.database, f"{test_db_url.database}_dagster")) as sampler:
         with LocalDagster(env, webserver_overflow=WEBSERVER_OVERFLOW, log_path=tmp_path / "dagster.log") as dagster:
             backfill = dagster.launch_backfill([*SOURCES, "company_profile"], title="full-load test")
             status = dagster.wait_backfill(backfill, timeout_s=480)
@@ -71,6 +73,11 @@ def test_full_backfill_stays_within_the_budget_and_connections_drain_afterwards(
         while time.monotonic() < deadline and sampler.samples and sampler.samples[-1][2] > 0:
             time.sleep(0.2)
         drained_ours = sampler.samples[-1][2]
+        with watch.connection() as conn:
+            leftovers = conn.execute(
+                "SELECT application_name, state, backend_start FROM pg_stat_activity "
+                "WHERE application_name LIKE 'enrichment:%%' AND application_name NOT LIKE 'enrichment:harness%%' "
+                "AND application_name NOT LIKE 'enrichment:tests%%' AND datname = current_database()").fetchall()
 
     assert status == "COMPLETED_SUCCESS", (tmp_path / "dagster.log").read_text()[-3000:]
     with postgres.connection() as conn:
@@ -86,4 +93,4 @@ def test_full_backfill_stays_within_the_budget_and_connections_drain_afterwards(
     assert len(sampler.samples) > 100
     assert 0 < sampler.peak_total <= budget.worst_case, (sampler.peak_total, budget.derivation())
     assert sampler.peak_ours <= budget.inputs["max_concurrent_runs"] * budget.inputs["pool_max"] + 1
-    assert drained_ours == 0  # pool_min is 0: nothing of ours stays open once the runs are done
+    assert drained_ours == 0, leftovers  # pool_min is 0: nothing of ours stays open once the runs are done

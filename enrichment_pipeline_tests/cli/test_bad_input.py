@@ -60,3 +60,11 @@ def test_db_url_redacts_the_password_unless_asked(test_db_url: DatabaseUrl) -> N
         assert test_db_url.password not in redacted.stdout
         shown = _cli("db", "url", "--show-password", DATABASE_URL=test_db_url.render(show_password=True))
         assert test_db_url.password in shown.stdout
+
+
+def test_the_resource_never_shows_its_password_in_repr_or_str() -> None:
+    from enrichment_pipeline.db.resource import PostgresResource
+
+    resource = PostgresResource(database_url=f"postgresql://bob:{SECRET}@db.example:5432/x")
+    assert SECRET not in repr(resource) and SECRET not in str(resource)
+    assert "postgresql://bob:***@db.example:5432/x" in repr(resource)

@@ -21,7 +21,7 @@ import requests
 from enrichment_pipeline.registers.faults import Faults
 from enrichment_pipeline.registers.orgnr import from_prefix
 from enrichment_pipeline.registers.service import HUGE_BODY_BYTES, RegistersService
-from enrichment_pipeline_tests.registers.conftest import StartService
+from enrichment_pipeline_tests.conftest import StartService
 
 API = "/enhetsregisteret/api"
 ETAG = "5f2a9c0e1b7d"
