@@ -27,3 +27,7 @@ class BudgetExceeded(UserFacingError):
 
 class BadDumpError(UserFacingError):
     """A file that is not a register dump at all: truncated, HTML, wrong shape."""
+
+
+class FeedError(UserFacingError):
+    """The register's change feed, or a unit it names, could not be read: that page is not applied."""

@@ -1,8 +1,9 @@
 """Shared fixtures: a real PostgreSQL for every test, never a mock and never SQLite.
 
 With DATABASE_URL (or TEST_DATABASE_URL) set, tests use that server; otherwise the project's
-embedded server. Either way they get a database of their own, `enrichment_test`, recreated per
-session and migrated to head, so a user's data is never touched.
+embedded server. Either way they get a database of their own, `enrichment_test` (or
+`ENRICHMENT_TEST_DATABASE`, so two sessions can run side by side), recreated per session and
+migrated to head, so a user's data is never touched.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from enrichment_pipeline.db.urls import DatabaseUrl
 from enrichment_pipeline.registers.faults import Faults
 from enrichment_pipeline.registers.service import RegistersService
 
-TEST_DATABASE = "enrichment_test"
-TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings")
+TEST_DATABASE = os.environ.get("ENRICHMENT_TEST_DATABASE", "enrichment_test")
+TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings",
+          "batch_changes")
 
 
 def _server_url() -> DatabaseUrl:

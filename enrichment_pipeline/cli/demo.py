@@ -25,7 +25,8 @@ from enrichment_pipeline.store.status import status_report
 
 BATCH_SIZE = 1000
 BATCHES_PER_RUN = 5
-PROJECT_TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings")
+PROJECT_TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings",
+                  "batch_changes")
 
 
 class ConnectionSampler:

@@ -60,6 +60,15 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler="enrichment_pipeline.cli.pipeline:import_dump")
 
 
+def _add_sync(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("sync-updates", help="apply the register's change feed once, from the stored cursor")
+    parser.add_argument("--from-id", type=int, default=None,
+                        help="first oppdateringsid to apply when no cursor is stored yet (default: from the last import)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop after the page that passes this time")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler="enrichment_pipeline.cli.pipeline:sync_updates")
+
+
 def _add_show(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("show", help="one company as the register has it, with every enrichment")
     parser.add_argument("orgnr")
@@ -90,7 +99,8 @@ def _add_budget(sub: argparse._SubParsersAction) -> None:
     conns.set_defaults(handler="enrichment_pipeline.cli.budget:connections")
 
 
-_COMMANDS = (_add_budget, _add_db, _add_status, _add_dev, _add_generate, _add_registers, _add_import, _add_show, _add_demo)
+_COMMANDS = (_add_budget, _add_db, _add_status, _add_dev, _add_generate, _add_registers, _add_import, _add_sync, _add_show,
+             _add_demo)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

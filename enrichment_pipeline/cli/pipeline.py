@@ -38,6 +38,38 @@ def import_dump(args: argparse.Namespace) -> int:
     return 0
 
 
+def sync_updates(args: argparse.Namespace) -> int:
+    """The change-feed sensor's work, once: apply the feed from the shared cursor, then tell Dagster
+    which batches changed, so automation re-enriches exactly those (and the UI shows it)."""
+    import sys
+
+    from enrichment_pipeline.defs.companies.assets import report_changed_batches
+    from enrichment_pipeline.importer.feed import SyncReport
+    from enrichment_pipeline.importer.feed import sync_updates as apply_feed
+    from enrichment_pipeline.instance import project_instance
+    from enrichment_pipeline.lookups.registers_resource import RegistersResource
+
+    def progress(report: SyncReport) -> None:
+        print(f"  page {report.pages}: {report.updates:,} updates applied, feed at {report.position}",
+              file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    registers = RegistersResource()
+    with project_postgres("sync-updates") as postgres:
+        report = apply_feed(postgres, registers.brreg(), from_id=args.from_id, time_budget_s=args.max_seconds,
+                            max_in_flight=registers.in_flight(), holder="sync-updates", progress=progress)
+        reported = report_changed_batches(postgres, project_instance().report_runless_asset_event, "sync-updates")
+    if args.json:
+        print_json({**report.as_dict(), "reported_batches": reported})
+    elif report.skipped:
+        print(report.skipped)
+    else:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(report.kinds.items()))
+        print(f"{report.updates:,} updates from {report.start} ({kinds or 'none'}): {report.upserted:,} units written, "
+              f"{report.marked_deleted:,} marked deleted, {report.removed:,} removed; feed at {report.position}; "
+              f"{reported} changed batches reported{' (more to come)' if report.more else ''}")
+    return 0
+
+
 def _register_view(record: dict[str, Any]) -> dict[str, Any]:
     """The register's own field names, without the dump's hypermedia links."""
     def strip(value: Any) -> Any:

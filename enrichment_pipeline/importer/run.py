@@ -23,6 +23,7 @@ from enrichment_pipeline.errors import BadDumpError
 from enrichment_pipeline.importer import source as dump_source
 from enrichment_pipeline.importer.records import RawUnit, iter_csv_units, iter_json_units
 from enrichment_pipeline.importer.validate import batch_of, typed
+from enrichment_pipeline.store import changes
 from enrichment_pipeline.store import companies as store
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,17 @@ def import_file(
     *,
     source_label: str,
     etag: str | None = None,
+    built_at: str | None = None,
     batches: int | None = None,
     max_delete_share: float = 0.5,
     holder: object = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Import `path` (JSON or CSV, gzip or not) into `companies`."""
+    """Import `path` (JSON or CSV, gzip or not) into `companies`.
+
+    `built_at` (ISO 8601, from the dump's Last-Modified) is where the change feed starts after a
+    first import; the batches that changed go into the outbox in the import's own transaction.
+    """
     started = time.monotonic()
     batch_count = store.batch_count(postgres, batches or DEFAULT_BATCHES, holder)
     import_id = store.start_import(postgres, source_label, etag, holder)
@@ -139,8 +145,13 @@ def import_file(
             result.unchanged = result.accepted - result.inserted - result.updated
             store.finish_import(conn, import_id, fmt, result.rows_read, result.inserted + result.updated,
                                 sum(result.rejected.values()), result.marked_deleted)
+            changes.record_changed_batches(conn, result.changed_batches)
             if etag:
                 store.put_setting(conn, "dump_etag", etag)
+            if built_at:
+                store.put_setting(conn, "dump_built_at", built_at)
+            else:  # a local file says nothing of when it was built
+                store.delete_setting(conn, "dump_built_at")
     except Exception as exc:
         store.fail_import(postgres, import_id, str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__, holder)
         raise

@@ -113,3 +113,28 @@ def detect_format(head: bytes, name: str) -> str:
     if b"organisasjonsnummer" in text.split(b"\n", 1)[0].lower():
         return "csv"
     raise BadDumpError(f"{name} is neither a JSON array of units nor a CSV with an organisasjonsnummer column")
+
+
+_JAVA_ZONES = {"UTC": 0, "GMT": 0, "CET": 1, "CEST": 2}
+
+
+def java_date_to_iso(text: str | None) -> str | None:
+    """The dump's Last-Modified, in Java's `Date.toString()` form (`Wed Aug 05 04:30:57 CEST 2026`),
+    as ISO 8601 UTC; an HTTP date is accepted too. None when it cannot be read."""
+    import datetime as dt
+    from email.utils import parsedate_to_datetime
+
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) == 6 and parts[4] in _JAVA_ZONES:
+        try:
+            local = dt.datetime.strptime(" ".join(parts[1:4] + parts[5:]), "%b %d %H:%M:%S %Y")
+        except ValueError:
+            return None
+        utc = local - dt.timedelta(hours=_JAVA_ZONES[parts[4]])
+        return utc.replace(tzinfo=dt.timezone.utc).isoformat()
+    try:
+        return parsedate_to_datetime(text).astimezone(dt.timezone.utc).isoformat()
+    except (TypeError, ValueError):
+        return None

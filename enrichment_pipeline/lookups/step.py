@@ -1,6 +1,6 @@
 """One lookup step over one or more company batches, shared by every lookup asset.
 
-    read the batch (one short query, connection released)
+    read the batch's stale companies (one short query, connection released)
     -> fetch every company concurrently (no database connection held)
     -> write all outcomes (one short transaction)
     -> fail only when the error share passes the threshold, so an outage is never marked done
@@ -22,7 +22,7 @@ import dagster as dg
 from enrichment_pipeline.db.resource import PoolStats, PostgresResource
 from enrichment_pipeline.registers.clients import outcome_of
 from enrichment_pipeline.registers.http import Fetched, map_concurrent
-from enrichment_pipeline.sources import OUTCOMES
+from enrichment_pipeline.sources import FRESHNESS, OUTCOMES
 from enrichment_pipeline.store import enrichments as store
 from enrichment_pipeline.store.enrichments import Company, Outcome
 
@@ -32,6 +32,8 @@ Lookup = Callable[[Company], Outcome]
 class LookupConfig(dg.Config):
     error_threshold: float = 0.05
     """Fail the materialization when more than this share of looked-up companies end in error."""
+    refresh_all: bool = False
+    """Look up every company of the batches, not only those whose answer is stale (see FRESHNESS)."""
 
 
 @dataclass
@@ -45,6 +47,8 @@ class StepReport:
     db_hold_s: float
     pool: PoolStats
     errors: list[str] = field(default_factory=list)
+    fresh: int = 0
+    """Companies of the batches not looked up because their stored answer is still fresh."""
 
     @property
     def looked_up(self) -> int:
@@ -57,7 +61,9 @@ class StepReport:
     def metadata(self) -> dict[str, Any]:
         lat = sorted(self.latencies_s)
         meta: dict[str, Any] = {
-            "companies": self.companies,
+            "companies": self.companies + self.fresh,
+            "stale": self.companies,
+            "kept_fresh": self.fresh,
             **{f"outcome_{o}": self.outcomes[o] for o in OUTCOMES},
             "error_share": round(self.error_share, 4),
             "latency_p50_ms": round(statistics.median(lat) * 1000, 1) if lat else 0.0,
@@ -80,12 +86,15 @@ def batches_of(context: dg.AssetExecutionContext) -> list[int]:
 
 def run_lookup(
     postgres: PostgresResource, *, source: str, batches: Sequence[int], lookup: Lookup, max_in_flight: int,
-    holder: object = None, run_id: str | None = None,
+    holder: object = None, run_id: str | None = None, refresh_all: bool = True,
 ) -> StepReport:
-    """Read, release, fetch, write. Skipped companies (deleted units) never reach `lookup`."""
+    """Read, release, fetch, write. Skipped companies (deleted units) never reach `lookup`;
+    unless `refresh_all`, companies whose answer is still fresh are not read at all."""
     started = time.monotonic()
     pool_before = postgres.begin_window()
-    companies = store.read_batch(postgres, batches, holder)
+    read = store.read_batch(postgres, batches, holder, source=source, refresh_all=refresh_all,
+                            max_age_days=FRESHNESS[source].max_age_days if source in FRESHNESS else 0)
+    companies = read.companies
     fetch_started = time.monotonic()
     outcomes = map_concurrent(_guarded(lookup), companies, max_in_flight)
     fetch_s = time.monotonic() - fetch_started
@@ -101,6 +110,7 @@ def run_lookup(
         db_hold_s=pool.held_ms / 1000,
         pool=pool,
         errors=[f"{o.orgnr}: {o.error}" for o in outcomes if o.outcome == "error"][:5],
+        fresh=read.fresh,
     )
 
 
@@ -125,10 +135,10 @@ def materialize_lookup(
     """The body every lookup asset shares: run the step, report it, fail on too many errors."""
     batches = batches_of(context)
     report = run_lookup(postgres, source=source, batches=batches, lookup=lookup, max_in_flight=max_in_flight,
-                        holder=context, run_id=context.run.run_id)
+                        holder=context, run_id=context.run.run_id, refresh_all=config.refresh_all)
     metadata = report.metadata()
     context.log.info(
-        f"{source}: {report.companies} companies in {len(batches)} batch(es): "
+        f"{source}: {report.companies} companies looked up in {len(batches)} batch(es), {report.fresh} still fresh: "
         + ", ".join(f"{o} {report.outcomes[o]}" for o in OUTCOMES if report.outcomes[o])
         + f"; {metadata['companies_per_s']} companies/s, db held {metadata['db_hold_share']:.1%} of the step"
     )

@@ -144,9 +144,14 @@ class BrregClient(_RegisterClient):
         url = f"{self.base_url}/regnskapsregisteret/regnskap/{_segment(orgnr)}"
         return self.http.get_json(url, ok_statuses=(200, 404, 410))
 
-    def updates(self, from_id: int, size: int = 1000, page: int = 0) -> Fetched:
-        """The change feed from `from_id` on; items under `_embedded.oppdaterteEnheter`."""
-        params = {"oppdateringsid": str(from_id), "size": str(size), "page": str(page)}
+    def updates(self, from_id: int | None = None, size: int = 1000, page: int = 0, dato: str | None = None) -> Fetched:
+        """The change feed from id `from_id` (or from time `dato`, `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`) on;
+        items under `_embedded.oppdaterteEnheter`."""
+        params = {"size": str(size), "page": str(page)}
+        if from_id is not None:
+            params["oppdateringsid"] = str(from_id)
+        if dato is not None:
+            params["dato"] = dato
         return self.http.get_json(f"{self.api_url}/oppdateringer/enheter", params=params, ok_statuses=(200,))
 
     def dump_url(self, fmt: str = "json") -> str:

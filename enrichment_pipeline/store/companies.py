@@ -23,6 +23,11 @@ CREATE TEMP TABLE stage_companies (
 ) ON COMMIT DROP
 """
 
+# A unit counts as changed (updated_at moves, its lookups become stale) only when the register's
+# own fields differ or it comes back from deletion: the dump and the API spell the same unit with
+# different links, so a differing text alone is not a change (its hash is still brought up to date).
+_CHANGED = "c.deleted_at IS NOT NULL OR register_fields(c.record) IS DISTINCT FROM register_fields(EXCLUDED.record)"
+
 _UPSERT = f"""
 WITH up AS (
     INSERT INTO companies AS c ({_TYPED}, batch, record, record_hash, last_import_id)
@@ -33,13 +38,13 @@ WITH up AS (
         hjemmeside = EXCLUDED.hjemmeside, postnummer = EXCLUDED.postnummer,
         kommunenummer = EXCLUDED.kommunenummer, landkode = EXCLUDED.landkode,
         stiftelsesdato = EXCLUDED.stiftelsesdato, record = EXCLUDED.record,
-        record_hash = EXCLUDED.record_hash, updated_at = now(), deleted_at = NULL,
-        last_import_id = EXCLUDED.last_import_id
+        record_hash = EXCLUDED.record_hash, deleted_at = NULL, last_import_id = EXCLUDED.last_import_id,
+        updated_at = CASE WHEN {_CHANGED} THEN now() ELSE c.updated_at END
     WHERE c.record_hash IS DISTINCT FROM EXCLUDED.record_hash OR c.deleted_at IS NOT NULL
-    RETURNING (xmax = 0) AS inserted, c.batch
+    RETURNING (xmax = 0) AS inserted, c.updated_at = now() AS changed, c.batch
 )
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
-       coalesce(array_agg(DISTINCT batch), '{{}}')
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE changed AND NOT inserted),
+       coalesce(array_agg(DISTINCT batch) FILTER (WHERE changed), '{{}}')
 FROM up
 """
 
@@ -87,6 +92,20 @@ def put_setting(conn: psycopg.Connection, key: str, value: str) -> None:
     )
 
 
+def delete_setting(conn: psycopg.Connection, key: str) -> None:
+    conn.execute("DELETE FROM pipeline_settings WHERE key = %s", [key])
+
+
+def live_vs_last_import(postgres: PostgresResource, holder: object = None) -> tuple[int, int | None]:
+    """(live companies, valid units of the last successful import's dump); None before any import."""
+    with postgres.connection(holder) as conn:
+        live = conn.execute("SELECT count(*) FROM companies WHERE deleted_at IS NULL").fetchone()[0]
+        row = conn.execute(
+            "SELECT rows_read - rows_rejected FROM imports WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    return int(live), (int(row[0]) if row else None)
+
+
 def start_import(postgres: PostgresResource, source: str, etag: str | None, holder: object = None) -> int:
     with postgres.transaction(holder) as conn:
         return int(conn.execute(
@@ -130,7 +149,7 @@ def mark_absent_deleted(conn: psycopg.Connection, max_delete_share: float) -> tu
         )
     if not absent:
         return 0, []
-    rows = conn.execute(f"UPDATE companies c SET deleted_at = now() WHERE {_ABSENT} RETURNING batch").fetchall()
+    rows = conn.execute(f"UPDATE companies c SET deleted_at = now(), updated_at = now() WHERE {_ABSENT} RETURNING batch").fetchall()
     return len(rows), sorted({r[0] for r in rows})
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from enrichment_pipeline.db.resource import PostgresResource
@@ -40,12 +41,15 @@ class Outcome:
 
 
 _READ_BATCH = """
-SELECT orgnr, navn, organisasjonsform, hjemmeside, postnummer, kommunenummer, landkode,
-       coalesce(record #> '{forretningsadresse,adresse}', record #> '{postadresse,adresse}', '[]'::jsonb),
-       deleted_at IS NOT NULL
-FROM companies
-WHERE batch = ANY(%s)
-ORDER BY orgnr
+SELECT c.orgnr, c.navn, c.organisasjonsform, c.hjemmeside, c.postnummer, c.kommunenummer, c.landkode,
+       coalesce(c.record #> '{forretningsadresse,adresse}', c.record #> '{postadresse,adresse}', '[]'::jsonb),
+       c.deleted_at IS NOT NULL,
+       e.orgnr IS NULL OR e.outcome = 'error' OR e.fetched_at < c.updated_at
+           OR e.fetched_at < now() - make_interval(days => %(max_age_days)s)
+FROM companies c
+LEFT JOIN enrichments e ON e.orgnr = c.orgnr AND e.source = %(source)s
+WHERE c.batch = ANY(%(batches)s)
+ORDER BY c.orgnr
 """
 
 _UPSERT = """
@@ -57,27 +61,44 @@ ON CONFLICT (orgnr, source) DO UPDATE SET
     fetched_at = EXCLUDED.fetched_at, run_id = EXCLUDED.run_id
 """
 
-# 410 Gone: the unit was removed on legal grounds; copies are asked to delete it too. Only a
-# tombstone stays: the number, the outcome, no name and no data.
-_PURGE_ENRICHMENTS = "DELETE FROM enrichments WHERE orgnr = ANY(%s) AND source <> %s"
+# Removed on legal grounds (410 Gone, or `Fjernet` in the change feed): copies are asked to delete
+# the unit too. Only a tombstone stays: the number, no name and no data.
+_PURGE_ENRICHMENTS = "DELETE FROM enrichments WHERE orgnr = ANY(%s) AND source IS DISTINCT FROM %s"
 _PURGE_PROFILES = "DELETE FROM company_profiles WHERE orgnr = ANY(%s)"
 _PURGE_COMPANIES = """
 UPDATE companies SET navn = '(fjernet)', record = jsonb_build_object('organisasjonsnummer', orgnr),
     hjemmeside = NULL, postnummer = NULL, kommunenummer = NULL, landkode = NULL, naeringskode1 = NULL,
     antall_ansatte = NULL, stiftelsesdato = NULL, record_hash = 'purged',
     deleted_at = coalesce(deleted_at, now()), updated_at = now()
-WHERE orgnr = ANY(%s)
+WHERE orgnr = ANY(%s) AND record_hash <> 'purged'
 """
 
 
-def read_batch(postgres: PostgresResource, batches: Sequence[int], holder: object = None) -> list[Company]:
+@dataclass(frozen=True)
+class BatchRead:
+    """The companies a step looks up, and how many it keeps because their outcome is still fresh."""
+
+    companies: list[Company]
+    fresh: int
+
+
+def read_batch(
+    postgres: PostgresResource, batches: Sequence[int], holder: object = None, *, source: str | None = None,
+    max_age_days: int = 0, refresh_all: bool = True,
+) -> BatchRead:
+    """One short query. Unless `refresh_all`, a company is looked up again only when it is stale for
+    `source`: never looked up, last time an error, its register record changed since, or its
+    outcome older than `max_age_days`."""
+    params = {"batches": list(batches), "source": source, "max_age_days": max_age_days}
     with postgres.connection(holder) as conn:
-        rows = conn.execute(_READ_BATCH, [list(batches)]).fetchall()
-    return [
+        rows = conn.execute(_READ_BATCH, params).fetchall()
+    companies = [
         Company(orgnr, navn, form, home, postnummer, kommune, land,
                 tuple(line for line in (lines or []) if isinstance(line, str) and line.strip()), deleted)
-        for orgnr, navn, form, home, postnummer, kommune, land, lines, deleted in rows
+        for orgnr, navn, form, home, postnummer, kommune, land, lines, deleted, stale in rows
+        if stale or refresh_all
     ]
+    return BatchRead(companies, len(rows) - len(companies))
 
 
 def write_outcomes(
@@ -94,6 +115,11 @@ def write_outcomes(
         with conn.cursor() as cur:
             cur.executemany(_UPSERT, rows)
         if gone:
-            conn.execute(_PURGE_ENRICHMENTS, [gone, source])
-            conn.execute(_PURGE_PROFILES, [gone])
-            conn.execute(_PURGE_COMPANIES, [gone])
+            purge_units(conn, gone, keep_source=source)
+
+
+def purge_units(conn: psycopg.Connection, orgnrs: Sequence[str], keep_source: str | None) -> None:
+    """Tombstone removed units and delete everything stored about them (but `keep_source`'s outcome)."""
+    conn.execute(_PURGE_ENRICHMENTS, [list(orgnrs), keep_source])
+    conn.execute(_PURGE_PROFILES, [list(orgnrs)])
+    conn.execute(_PURGE_COMPANIES, [list(orgnrs)])

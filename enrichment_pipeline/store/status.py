@@ -35,3 +35,32 @@ def status_report(postgres: PostgresResource, holder: str = "status") -> dict[st
         "batches": int(row[0]) if row else 0,
         "sources": sources,
     }
+
+
+_ERROR_SHARES = """
+SELECT c.batch, count(*) FILTER (WHERE e.outcome = 'error'), count(*) FILTER (WHERE e.outcome <> 'skipped')
+FROM companies c JOIN enrichments e ON e.orgnr = c.orgnr AND e.source = %(source)s
+WHERE c.batch = ANY(%(batches)s) AND c.deleted_at IS NULL
+GROUP BY c.batch
+"""
+_COVERAGE = """
+SELECT s.source, count(e.orgnr), count(*) FILTER (WHERE e.outcome = 'ok'), count(*)
+FROM companies c CROSS JOIN unnest(%(sources)s::text[]) AS s(source)
+LEFT JOIN enrichments e ON e.orgnr = c.orgnr AND e.source = s.source
+WHERE c.batch = ANY(%(batches)s) AND c.deleted_at IS NULL
+GROUP BY s.source
+"""
+
+
+def error_shares(postgres: PostgresResource, source: str, batches: list[int], holder: object = None) -> dict[int, tuple[int, int]]:
+    """Per batch: (companies whose last `source` lookup ended in error, companies looked up)."""
+    with postgres.connection(holder) as conn:
+        rows = conn.execute(_ERROR_SHARES, {"source": source, "batches": batches}).fetchall()
+    return {int(batch): (int(errors), int(looked_up)) for batch, errors, looked_up in rows}
+
+
+def coverage(postgres: PostgresResource, batches: list[int], holder: object = None) -> dict[str, dict[str, int]]:
+    """Per source, over the live companies of `batches`: how many have an outcome, how many are ok."""
+    with postgres.connection(holder) as conn:
+        rows = conn.execute(_COVERAGE, {"sources": list(SOURCES), "batches": batches}).fetchall()
+    return {source: {"with_outcome": int(n), "ok": int(ok), "companies": int(total)} for source, n, ok, total in rows}

@@ -52,7 +52,7 @@ def build_profiles(postgres: PostgresResource, batches: list[int], holder: objec
 
 
 @lookup_asset("company_profile", "database", "Every source joined per company, with its freshness.", deps=list(SOURCES),
-              pool=POOL_PROFILE)
+              pool=POOL_PROFILE, automation_condition=dg.AutomationCondition.eager())
 def company_profile(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     before = postgres.begin_window()
     summary = build_profiles(postgres, batches_of(context), holder=context)
