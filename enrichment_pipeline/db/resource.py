@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 from pydantic import PrivateAttr
 
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 APP_PREFIX = "enrichment"
 MAX_APPLICATION_NAME_BYTES = 63
 ENV_PREFIX = "ENRICHMENT_PG_"
+# The shortest health check on checkout, even when the acquire deadline is nearer: one round trip.
+_MIN_CHECK_S = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +56,8 @@ class PoolSettings:
     max_lifetime_s: float = 1800.0
     max_waiting: int = 16
     connect_timeout_s: float = 10.0
+    """Longest wait for the server to answer a new connection (libpq counts at least 2 s) or the
+    health check on checkout (an empty query)."""
     statement_timeout_ms: int = 120_000
     idle_in_transaction_timeout_ms: int = 60_000
     leak_threshold_s: float = 120.0
@@ -141,6 +147,87 @@ class _Checkout:
     warned: bool = False
 
 
+class _Health:
+    """A pool's health check on checkout, bounded in time, and the last problem its connections had.
+
+    psycopg_pool's own check (an empty query) waits as long as the server takes to answer: when the
+    server or anything in between stops answering while the kernel still acknowledges the bytes, a
+    step would hang on checkout. This one gives up after connect_timeout_s, or when the caller's
+    acquire deadline passes if that comes first, so a silent server ends as a pool timeout.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.deadline = threading.local()  # set by getconn: the checking thread's acquire deadline
+        self.last_problem: tuple[float, str] | None = None
+
+    def note(self, problem: str) -> None:
+        self.last_problem = (time.monotonic(), problem)
+
+    def problem_since(self, since: float) -> str | None:
+        last = self.last_problem
+        return last[1] if last is not None and last[0] >= since else None
+
+    def check(self, conn: psycopg.Connection) -> None:
+        now = time.monotonic()
+        until = min(now + self.limit_s, max(getattr(self.deadline, "at", now + self.limit_s), now + _MIN_CHECK_S))
+        try:
+            _empty_query(conn.pgconn, until, now)
+        except psycopg.Error as exc:
+            self.note(_one_line(exc))
+            # A query may still be pending on it: it can never be used again. (conn.close() would
+            # hand it back to the pool, close_returns=True; the pool discards a closed one.)
+            conn.pgconn.finish()
+            raise
+
+    def connection_class(self) -> type[psycopg.Connection]:
+        """psycopg's Connection, noting why a new connection could not be made."""
+        return type("PooledConnection", (_PooledConnection,), {"health": self})
+
+
+class _PooledConnection(psycopg.Connection):  # type: ignore[type-arg]
+    health: _Health
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # noqa: ANN401 - psycopg's own signature
+        try:
+            return super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            cls.health.note(_one_line(exc))
+            raise
+
+
+def _empty_query(pgconn: pq.abc.PGconn, until: float, started: float) -> None:
+    """Send an empty query and read its answer with libpq's non-blocking calls, giving up at `until`."""
+    if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        raise psycopg.OperationalError("the pooled connection is not idle")
+    pgconn.send_query(b"")
+    while pgconn.flush():
+        _wait_socket(pgconn.socket, select.POLLOUT, until, started)
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:
+                return
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                message = result.get_error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"the health check failed"
+                raise psycopg.OperationalError(message.decode("utf-8", errors="replace"))
+        _wait_socket(pgconn.socket, select.POLLIN, until, started)
+
+
+def _wait_socket(fileno: int, events: int, until: float, started: float) -> None:
+    poller = select.poll()
+    poller.register(fileno, events | select.POLLERR | select.POLLHUP)
+    remaining = until - time.monotonic()
+    if remaining <= 0 or not poller.poll(remaining * 1000):
+        raise psycopg.OperationalError(f"the server did not answer the health check within {until - started:.3g} s")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 @dataclass
 class _PoolState:
     """The live pool and its bookkeeping; one per opened resource."""
@@ -149,6 +236,7 @@ class _PoolState:
     url: DatabaseUrl
     label: str
     pool: ConnectionPool
+    health: _Health
     stats: PoolStats = field(default_factory=PoolStats)
     checkouts: dict[int, _Checkout] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,6 +265,7 @@ class _TrackedPool(ConnectionPool):
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
         state = self.owner
         started = time.monotonic()
+        state.health.deadline.at = started + (self.timeout if timeout is None else timeout)
         try:
             conn = super().getconn(timeout=timeout)
         except PoolTimeout:
@@ -278,6 +367,7 @@ class PostgresResource(dg.ConfigurableResource):
         settings = self.settings()
         url = self.resolved_url()
         self._preflight(url, settings, label)
+        health = _Health(settings.connect_timeout_s)
         pool = _TrackedPool(
             kwargs={
                 **url.conninfo_kwargs(),
@@ -296,13 +386,14 @@ class PostgresResource(dg.ConfigurableResource):
             max_idle=settings.idle_timeout_s,
             max_lifetime=settings.max_lifetime_s,
             reconnect_timeout=max(settings.acquire_timeout_s, 5.0),
-            check=ConnectionPool.check_connection,
+            check=health.check,
+            connection_class=health.connection_class(),
             name=label,
             close_returns=True,
             open=False,
             num_workers=2,
         )
-        state = _PoolState(settings=settings, url=url, label=label, pool=pool, logger=logger or log)
+        state = _PoolState(settings=settings, url=url, label=label, pool=pool, health=health, logger=logger or log)
         pool.owner = state
         pool.open(wait=settings.pool_min > 0, timeout=settings.acquire_timeout_s)
         self._state = state
@@ -347,12 +438,14 @@ class PostgresResource(dg.ConfigurableResource):
         """A pooled connection in autocommit mode; a transaction left open is rolled back on return."""
         state = self._live
         name = _holder_label(holder, state.label)
+        asked = time.monotonic()
         try:
             conn = state.pool.getconn()
         except PoolTimeout:
-            raise PoolExhausted(self._exhausted_message(state, "gave no connection within"))
+            raise PoolExhausted(self._exhausted_message(state, "gave no connection within", asked)) from None
         except TooManyRequests:
-            raise PoolExhausted(self._exhausted_message(state, f"has {state.settings.max_waiting} waiters (max_waiting) and refused one more; timeout"))
+            raise PoolExhausted(self._exhausted_message(
+                state, f"has {state.settings.max_waiting} waiters (max_waiting) and refused one more; timeout")) from None
         try:
             with state.lock:
                 checkout = state.checkouts.get(id(conn))
@@ -410,12 +503,19 @@ class PostgresResource(dg.ConfigurableResource):
         """Connections this process holds open right now (in use or idle)."""
         return int(self._live.pool.get_stats().get("pool_size", 0))
 
-    def _exhausted_message(self, state: _PoolState, what: str) -> str:
+    def _exhausted_message(self, state: _PoolState, what: str, timed_out_since: float | None = None) -> str:
         s = state.settings
-        return (
+        message = (
             f"pool {state.label!r} {what} {s.acquire_timeout_s:g} s (acquire_timeout_s): "
             f"{state.stats.in_use} of pool_max={s.pool_max} in use"
         )
+        if timed_out_since is not None and state.stats.in_use < s.pool_max:
+            # Not every connection is held by a caller: the server did not give a working one in time.
+            problem = state.health.problem_since(timed_out_since)
+            message += f", and the server at {state.url.where()} gave no working connection in time"
+            if problem:
+                message += f" ({scrub_secrets(problem, state.url.password)})"
+        return message
 
     def _watch(self, state: _PoolState) -> None:
         """Leak warnings and the utilisation monitor, on one daemon thread per pool."""
