@@ -54,6 +54,8 @@ HTML_TYPES: tuple[str, ...] = ("text/html", "application/xhtml+xml", "text/plain
 ALWAYS_REFUSED: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
+# Transport failures of a fetch (see _open and _read): for robots.txt they mean "unreachable".
+NETWORK_FAILURES: frozenset[str] = frozenset({"connection reset", "connection broken", "connection error", "TLS failure"})
 MAX_FOUND = 20
 TITLE_MAX_CHARS = 300
 DESCRIPTION_MAX_CHARS = 1000
@@ -593,9 +595,11 @@ class HomepageFetcher:
         return parser
 
     def _fetch_robots(self, url: str, deadline: float, https_failed: set[str]) -> RobotFileParser:
-        """RFC 9309: 4xx means no rules; 5xx means stay away for now.
+        """RFC 9309: 4xx means no rules; 5xx, 429 or a network failure means stay away for now.
 
-        A 5xx ends this fetch as an error and is not cached, so a later run asks again.
+        Either ends this fetch as an error and is not cached, so a later run asks again: a
+        robots.txt cut off mid-transfer (or reset) is unreachable, not empty, and may well have
+        disallowed the page (RFC 9309 2.3.1.4: assume complete disallow).
         """
         parser = RobotFileParser(url)
         try:
@@ -605,12 +609,16 @@ class HomepageFetcher:
         except _Stop as stop:
             if stop.reason == "timeout" or isinstance(stop.__cause__, _CannotConnect):
                 raise
+            if stop.reason in NETWORK_FAILURES:
+                raise _Stop("error", f"robots.txt unavailable ({stop.reason})", url=stop.url or url,
+                            status=stop.status) from stop
             # Refused hops or oversized files are not rules; the page itself is vetted anyway.
             parser.allow_all = True
             return parser
         if 200 <= page.status < 300:
             parser.parse(page.body.decode("utf-8", errors="replace").splitlines())
-        elif 400 <= page.status < 500:
+        elif 400 <= page.status < 500 and page.status != 429:
+            # 429 is "slow down", not "no rules": like a 5xx it says nothing of what is allowed.
             parser.allow_all = True
         else:
             raise _Stop("error", f"robots.txt unavailable (HTTP {page.status})", url=url, status=page.status)

@@ -393,10 +393,22 @@ _NOT_FOUND_HTML = "<!doctype html><html><head><title>Not Found</title></head><bo
 
 
 def malformed(response: Response) -> Response:
-    """A 200 whose body is cut short: JSON that fails to parse, or a stream that stops early."""
+    """A 200 whose body is cut short: JSON that fails to parse, or a stream that stops early.
+
+    Half an HTML page under a matching Content-Length is just a shorter page that no client could
+    tell from the real one, so pages and text are cut mid-transfer instead: the full length is
+    declared and the connection closes after half of it, as a dropped transfer does.
+    """
     if response.stream is not None and response.content_length:
         cut_stream = _truncated(response.stream, response.content_length // 2)
         return dataclasses.replace(response, status=200, stream=cut_stream)
+    if "json" not in (response.content_type or JSON_TYPE):
+        half = response.body[: len(response.body) // 2]
+
+        def cut_page() -> Generator[bytes, None, None]:
+            yield half
+
+        return dataclasses.replace(response, status=200, stream=cut_page, content_length=max(1, len(response.body)))
     cut = response.body[: max(1, len(response.body) // 2)] if response.body else b'{"'
     if _parses(cut):
         cut = b'{"truncated'
