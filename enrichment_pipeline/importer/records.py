@@ -28,6 +28,8 @@ _BOUNDARY = "\n}, {"
 _JACKSON_FIRST = re.compile(r'\{\n  "[^\n]*\n(?:  [^\n]*\n)*\}(?:, \{| \])')
 _SURROGATE = re.compile("[\udc80-\udcff]")
 MAX_RECORD_CHARS = 1_000_000
+_NUMBER_IN_TEXT = re.compile(r'"organisasjonsnummer"\s*:\s*"([0-9]{9})"')
+_NUMBER_SEARCH_CHARS = 10_000  # the register writes the number first; never scan a giant record
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,20 @@ class RawUnit:
     text: str
     record: dict[str, Any] | None
     reason: str | None = None
+    number: str | None = None
+    """For a unit that could not be parsed: the organisation number its text still shows, if any,
+    so a known company is not taken for deleted because this copy of it is unreadable."""
 
 
 def _text_stream(binary: io.BufferedReader) -> io.TextIOWrapper:
-    # surrogateescape keeps undecodable bytes visible, so a unit in the wrong encoding is rejected alone.
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+    # surrogateescape keeps undecodable bytes visible, so a unit in the wrong encoding is rejected alone;
+    # utf-8-sig drops a byte-order mark (spreadsheet tools write one) instead of gluing it to the first name.
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _number_in(text: str) -> str | None:
+    match = _NUMBER_IN_TEXT.search(text, 0, _NUMBER_SEARCH_CHARS)
+    return match.group(1) if match else None
 
 
 def _has_bad_bytes(text: str) -> bool:
@@ -56,15 +67,16 @@ def _has_bad_bytes(text: str) -> bool:
 
 def _parse(position: int, text: str, has_bad_bytes: bool) -> RawUnit:
     if len(text) > MAX_RECORD_CHARS:
-        return RawUnit(position, text[:2000], None, "record_too_large")
+        return RawUnit(position, text[:2000], None, "record_too_large", _number_in(text))
     if has_bad_bytes and _SURROGATE.search(text):
-        return RawUnit(position, text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "invalid_utf8")
+        readable = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return RawUnit(position, readable, None, "invalid_utf8", _number_in(text))
     if "\\u0000" in text:  # valid JSON, but PostgreSQL's jsonb refuses NUL characters
-        return RawUnit(position, text.replace("\\u0000", ""), None, "nul_character")
+        return RawUnit(position, text.replace("\\u0000", ""), None, "nul_character", _number_in(text))
     try:
         record = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return RawUnit(position, text, None, "unparseable")
+        return RawUnit(position, text, None, "unparseable", _number_in(text))
     if not isinstance(record, dict):
         return RawUnit(position, text, None, "not_an_object")
     return RawUnit(position, text, record)
@@ -185,6 +197,7 @@ def iter_csv_units(binary: io.BufferedReader, name: str) -> Iterator[RawUnit]:
     except (StopIteration, csv.Error):
         raise BadDumpError(f"{name} has no CSV header") from None
     paths = [_canonical(column) for column in header]
+    number_at = next((i for i, path in enumerate(paths) if path == ["organisasjonsnummer"]), None)
     position = 0
     while True:
         try:
@@ -192,18 +205,22 @@ def iter_csv_units(binary: io.BufferedReader, name: str) -> Iterator[RawUnit]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield RawUnit(position, f"line {reader.line_num}: {exc}", None, "unparseable")
+            # The reader gives up on a field beyond its limit (10x MAX_RECORD_CHARS): too large, like a long row.
+            reason = "record_too_large" if "field larger than field limit" in str(exc) else "unparseable"
+            yield RawUnit(position, f"line {reader.line_num}: {exc}", None, reason)
             position += 1
             continue
         raw = ",".join(row)
+        number = row[number_at] if number_at is not None and number_at < len(row) else None
         if len(row) != len(paths):
-            yield RawUnit(position, raw[:2000], None, "unparseable")
+            yield RawUnit(position, raw[:2000], None, "unparseable", number)
         elif len(raw) > MAX_RECORD_CHARS:
-            yield RawUnit(position, raw[:2000], None, "record_too_large")
+            yield RawUnit(position, raw[:2000], None, "record_too_large", number)
         elif "\x00" in raw:
-            yield RawUnit(position, raw.replace("\x00", ""), None, "nul_character")
+            yield RawUnit(position, raw.replace("\x00", ""), None, "nul_character", number)
         elif _SURROGATE.search(raw):
-            yield RawUnit(position, raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "invalid_utf8")
+            yield RawUnit(position, raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "invalid_utf8",
+                          number)
         else:
             yield RawUnit(position, raw, csv_record(paths, row))
         position += 1

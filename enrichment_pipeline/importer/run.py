@@ -23,6 +23,7 @@ from enrichment_pipeline.errors import BadDumpError
 from enrichment_pipeline.importer import source as dump_source
 from enrichment_pipeline.importer.records import RawUnit, iter_csv_units, iter_json_units
 from enrichment_pipeline.importer.validate import batch_of, typed
+from enrichment_pipeline.registers import orgnr as orgnr_rules
 from enrichment_pipeline.store import changes
 from enrichment_pipeline.store import companies as store
 
@@ -30,6 +31,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCHES = 1200
 PROGRESS_EVERY = 100_000
+
+# A unit whose record is rejected is still in the register: stage its stored version, unchanged,
+# so the upsert leaves it alone and it is not marked deleted as if the dump lacked it.
+_KEEP_PREVIOUS = """
+INSERT INTO stage_companies (orgnr, navn, organisasjonsform, naeringskode1, antall_ansatte, hjemmeside, postnummer,
+                             kommunenummer, landkode, stiftelsesdato, batch, record, record_hash, position)
+SELECT orgnr, navn, organisasjonsform, naeringskode1, antall_ansatte, hjemmeside, postnummer,
+       kommunenummer, landkode, stiftelsesdato, batch, record::text, record_hash, NULL
+FROM companies
+WHERE orgnr = ANY(%s) AND deleted_at IS NULL
+"""
 
 
 @dataclass
@@ -42,6 +54,8 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     marked_deleted: int = 0
+    kept_previous: int = 0
+    """Known companies whose record in this dump was rejected: they keep their previous version."""
     rejected: Counter[str] = field(default_factory=Counter)
     changed_batches: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -66,13 +80,15 @@ def _units(path: Path) -> tuple[str, Callable[[], Iterator[RawUnit]]]:
 def _stage(
     conn: psycopg.Connection, units: Iterator[RawUnit], fmt: str, batches: int, result: ImportResult,
     progress: Callable[[int], None] | None, direct: bool,
-) -> list[tuple[int, str | None, str, str]]:
+) -> tuple[list[tuple[int, str | None, str, str]], list[str]]:
     """COPY valid units into staging (or, `direct`, straight into an empty companies table).
 
-    Returns the rejects (position, orgnr, reason, raw). The server parses what we send while we
-    read on: on two cores the import is as fast as the slower of the two, not their sum.
+    Returns the rejects (position, orgnr, reason, raw) and the valid numbers of rejected units that
+    no accepted unit carries. The server parses what we send while we read on: on two cores the
+    import is as fast as the slower of the two, not their sum.
     """
     rejects: list[tuple[int, str | None, str, str]] = []
+    rejected_numbers: set[str] = set()
     seen: set[int] = set()
     touched: set[int] = set()
     last_column = result.import_id if direct else None
@@ -83,11 +99,15 @@ def _stage(
                 progress(result.rows_read)
             if unit.record is None:
                 rejects.append((unit.position, None, unit.reason or "unparseable", unit.text))
+                if unit.number is not None and orgnr_rules.is_valid(unit.number):
+                    rejected_numbers.add(unit.number)
                 continue
             columns, reason = typed(unit.record)
             if columns is None:
                 number = unit.record.get("organisasjonsnummer")
                 rejects.append((unit.position, number if isinstance(number, str) else None, reason or "invalid", unit.text))
+                if orgnr_rules.is_valid(number):
+                    rejected_numbers.add(number)
                 continue
             key = int(columns.orgnr)
             if key in seen:
@@ -100,7 +120,7 @@ def _stage(
             touched.add(batch)
             copy.write_row((*columns, batch, text, digest, unit.position if last_column is None else last_column))
     result.changed_batches = sorted(touched)
-    return rejects
+    return rejects, sorted(n for n in rejected_numbers if int(n) not in seen)
 
 
 def import_file(
@@ -131,7 +151,7 @@ def import_file(
             direct = store.companies_empty(conn)
             if not direct:
                 store.create_staging(conn)
-            rejects = _stage(conn, units(), fmt, batch_count, result, progress, direct)
+            rejects, unreadable = _stage(conn, units(), fmt, batch_count, result, progress, direct)
             if result.accepted == 0:
                 raise BadDumpError(f"{path.name} holds no valid units ({result.rows_read} read, all rejected)")
             store.write_rejects(conn, import_id, rejects)
@@ -139,6 +159,7 @@ def import_file(
             if direct:
                 result.inserted = result.accepted
             else:
+                result.kept_previous = conn.execute(_KEEP_PREVIOUS, [unreadable]).rowcount if unreadable else 0
                 result.marked_deleted, deleted_batches = store.mark_absent_deleted(conn, max_delete_share)
                 result.inserted, result.updated, upserted_batches = store.upsert_from_staging(conn, import_id)
                 result.changed_batches = sorted(set(upserted_batches) | set(deleted_batches))

@@ -98,8 +98,30 @@ def open_decompressed(path: Path) -> Iterator[io.BufferedReader]:
             yield io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[arg-type]
 
 
+# Byte-order marks of the wide encodings, longest first (UTF-32 LE starts like UTF-16 LE).
+_WIDE_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when the file starts like one (a byte-order mark, or NULs between ASCII)."""
+    for bom, encoding in _WIDE_BOMS:
+        if head.startswith(bom):
+            return encoding
+    sample = head[:64]
+    if sample.count(b"\x00") * 4 >= len(sample) * 3 > 0:
+        return "UTF-32"
+    if sample.count(b"\x00") * 2 >= len(sample) > 0:
+        return "UTF-16"
+    return None
+
+
 def detect_format(head: bytes, name: str) -> str:
     """'json' or 'csv' from the first bytes; anything else is not a dump."""
+    wide = _wide_encoding(head)
+    if wide is not None:
+        raise BadDumpError(f"{name} is {wide}, not UTF-8 as the register's dumps are: convert it to UTF-8")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         raise BadDumpError(f"{name} is empty: no units in it")

@@ -163,6 +163,27 @@ def normalise_hjemmeside(value: str | None) -> list[str] | None:
     return [f"https://{authority}{path}", f"http://{authority}{path}"]
 
 
+def literal_address(value: str) -> str | None:
+    """The IP address a `hjemmeside` names instead of a host name (`10.0.0.1:8080/x`, `[::1]`), if it does."""
+    text = re.sub(r"^(?:https?:)?//", "", value.strip(), flags=re.I)
+    netloc = re.split(r"[/?#]", text, maxsplit=1)[0]
+    if netloc.startswith("["):
+        host = netloc[1:].split("]", 1)[0]
+    else:
+        host = netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+    return host if _is_ip_literal(host) else None
+
+
+def _unusable_reason(hjemmeside: str) -> str:
+    """Why a `hjemmeside` that is not a host name is not fetched: an address says which kind it is."""
+    address = literal_address(hjemmeside)
+    if address is None:
+        return "unparseable hjemmeside"
+    # Register values name hosts, never addresses; a literal is refused whatever it is, and the
+    # reason says when it is one we would never connect to anyway.
+    return address_refusal(address) or f"IP address {address} instead of a host name"
+
+
 def _ascii_host(host: str) -> str | None:
     try:
         return host.encode("idna").decode("ascii") if not host.isascii() else host
@@ -401,7 +422,7 @@ class HomepageFetcher:
             return _result("skipped", started, reason="no hjemmeside")
         candidates = normalise_hjemmeside(hjemmeside)
         if candidates is None:
-            return _result("skipped", started, reason="unparseable hjemmeside")
+            return _result("skipped", started, reason=_unusable_reason(hjemmeside))
         try:
             # One slot per whole fetch (robots.txt and redirects included): the semaphore is
             # not re-entrant, and a page is one unit of work for the caller.
