@@ -28,3 +28,14 @@ FRESHNESS: dict[str, Freshness] = {
     "website_profile": Freshness("0 1 1 2,5,8,11 *", 80, "quarterly"),
 }
 CRON_TIMEZONE = "Europe/Oslo"
+
+# The share of a step's lookups that may end in error before the step fails, so an outage is
+# never marked done. The registers answer every well-formed request; home pages are third-party
+# sites of which some are always broken (redirect loops, oversized, too slow), so 5% would fail a
+# healthy run there, while an outage (no network) still fails every fetch.
+ERROR_THRESHOLD_DEFAULT = 0.05
+ERROR_THRESHOLDS: dict[str, float] = {"website_profile": 0.25}
+
+
+def error_threshold(source: str) -> float:
+    return ERROR_THRESHOLDS.get(source, ERROR_THRESHOLD_DEFAULT)

@@ -7,21 +7,21 @@ from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES
 from enrichment_pipeline.defs.names import POOL_LOOKUPS, POOL_PROFILE
 from enrichment_pipeline.importer.validate import partition_key
 from enrichment_pipeline.lookups.step import batches_of
-from enrichment_pipeline.sources import SOURCES
+from enrichment_pipeline.sources import SOURCES, error_threshold
 from enrichment_pipeline.store.status import coverage, error_shares
-
-# The same share that fails a lookup step: a batch above it needs a look, even when the step's
-# average was below.
-ERROR_SHARE_MAX = 0.05
 
 
 def error_share_check(source: str) -> dg.AssetChecksDefinition:
+    """The share that fails a lookup step, per batch: one batch above it needs a look even when the
+    step's average was below."""
+    share_max = error_threshold(source)
+
     @dg.asset_check(asset=source, name="error_share_per_batch", partitions_def=COMPANY_BATCHES, pool=POOL_LOOKUPS,
-                    description=f"No batch has more than {ERROR_SHARE_MAX:.0%} of its {source} lookups ending in error.")
+                    description=f"No batch has more than {share_max:.0%} of its {source} lookups ending in error.")
     def _check(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
         batches = batches_of(context)
         shares = error_shares(postgres, source, batches, f"check:{source}")
-        over = {b: e / n for b, (e, n) in shares.items() if n and e / n > ERROR_SHARE_MAX}
+        over = {b: e / n for b, (e, n) in shares.items() if n and e / n > share_max}
         worst = max(shares.items(), key=lambda item: item[1][0] / item[1][1] if item[1][1] else 0.0, default=None)
         return dg.AssetCheckResult(
             passed=not over,
