@@ -91,19 +91,51 @@ def _registers_config(base_url: str) -> dict[str, Any]:
     }}
 
 
-def _enrich(args: argparse.Namespace, batches: int, registers: dict[str, Any]) -> None:
-    from enrichment_pipeline.defs.companies.partitions import batch_keys
-    from enrichment_pipeline.defs.lookups.jobs import ENRICH
-    from enrichment_pipeline.runner import run_job
+def _runs(batches: list[int]) -> list[tuple[int, int]]:
+    """Consecutive batches, at most BATCHES_PER_RUN to a run, as (first, last) ranges."""
+    ranges: list[tuple[int, int]] = []
+    for batch in sorted(batches):
+        if ranges and batch == ranges[-1][1] + 1 and batch - ranges[-1][0] < BATCHES_PER_RUN:
+            ranges[-1] = (ranges[-1][0], batch)
+        else:
+            ranges.append((batch, batch))
+    return ranges
 
-    keys = batch_keys(batches)
-    for first in range(0, len(keys), BATCHES_PER_RUN):
-        chunk = keys[first : first + BATCHES_PER_RUN]
+
+def _enrich(args: argparse.Namespace, batches: list[int], registers: dict[str, Any]) -> int:
+    """Every lookup and the profile over `batches`; returns how many company lookups were made."""
+    from enrichment_pipeline.defs.lookups.jobs import ENRICH
+    from enrichment_pipeline.importer.validate import partition_key
+    from enrichment_pipeline.runner import materialization_metadata, run_job
+    from enrichment_pipeline.sources import SOURCES
+
+    looked_up, done = 0, 0
+    for first, last in _runs(batches):
         started = time.monotonic()
         result = run_job(ENRICH, run_config={"resources": {"registers": registers}},
-                         tags={"dagster/asset_partition_range_start": chunk[0], "dagster/asset_partition_range_end": chunk[-1]})
-        _say(args, f"  run {result.run_id[:8]}: batches {chunk[0]}..{chunk[-1]} enriched in {time.monotonic() - started:.1f} s "
-                   f"({first + len(chunk)}/{len(keys)})")
+                         tags={"dagster/asset_partition_range_start": partition_key(first),
+                               "dagster/asset_partition_range_end": partition_key(last)})
+        looked_up += sum(int(materialization_metadata(result, s).get("stale", 0)) for s in SOURCES)
+        done += last - first + 1
+        _say(args, f"  run {result.run_id[:8]}: batches {partition_key(first)}..{partition_key(last)} enriched in "
+                   f"{time.monotonic() - started:.1f} s ({done}/{len(batches)})")
+    return looked_up
+
+
+def _apply_change_feed(args: argparse.Namespace, postgres: PostgresResource, base_url: str) -> tuple[Any, list[int]]:
+    """What the change-feed sensor does each minute, once: apply the feed and report the changed batches."""
+    from enrichment_pipeline.defs.companies.assets import report_changed_batches
+    from enrichment_pipeline.importer.feed import sync_updates
+    from enrichment_pipeline.instance import project_instance
+    from enrichment_pipeline.registers.clients import BrregClient
+    from enrichment_pipeline.store import changes
+
+    report = sync_updates(postgres, BrregClient(base_url), holder="demo-feed")
+    changed = sorted(changes.pending_batches(postgres, "demo-feed"))
+    report_changed_batches(postgres, project_instance().report_runless_asset_event, "demo-feed")
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(report.kinds.items()))
+    _say(args, f"change feed: {report.updates} updates ({kinds}) from {report.start}; {len(changed)} batches changed")
+    return report, changed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,13 +163,19 @@ def run(args: argparse.Namespace) -> int:
         _reset(postgres)
         with RegistersService(data_dir, port=0, faults=_latency_faults(args.latency_ms, args.seed)) as service:
             _say(args, f"local registers service on {service.base_url} (latency {args.latency_ms:g} ms)")
+            # From the dump's URL, as the nightly import reads the real one (ETag, Last-Modified).
             imported = run_job(IMPORT_COMPANIES, run_config={"ops": {"companies": {"config": {
-                "source": str(data_dir / "enheter.json.gz"), "batches": batches}}}})
+                "source": f"{service.base_url}/enhetsregisteret/api/enheter/lastned", "batches": batches}}}})
             meta = materialization_metadata(imported, "companies")
             _say(args, f"imported {meta.get('rows_read', 0):,} units into {batches} batches in {meta.get('wall_s')} s")
+            registers = _registers_config(service.base_url)
             enrich_started = time.monotonic()
-            _enrich(args, batches, _registers_config(service.base_url))
+            _enrich(args, list(range(batches)), registers)
             enrich_s = time.monotonic() - enrich_started
+            feed_started = time.monotonic()
+            feed, changed = _apply_change_feed(args, postgres, service.base_url)
+            looked_up_again = _enrich(args, changed, registers)
+            feed_s = time.monotonic() - feed_started
         report = status_report(postgres, "demo")
     summary = {
         **report,
@@ -147,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         "peak_connections": sampler.peak_total,
         "budget_worst_case": budget.worst_case,
         "peak_project_connections": sampler.peak_project,
+        "change_feed": {"updates": feed.updates, "kinds": dict(feed.kinds), "changed_batches": len(changed),
+                        "lookups_made_again": looked_up_again, "elapsed_s": round(feed_s, 1)},
     }
     _print_summary(args, summary)
     return 0
@@ -172,4 +212,7 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         print(source.ljust(18) + "".join(f"{counts[o]:>10,}" for o in outcomes))
     print(f"elapsed {summary['elapsed_s']} s (enrichment {summary['enrich_s']} s, {summary['companies_per_s']} companies/s); "
           f"peak database connections {summary['peak_connections']} ({summary['peak_project_connections']} of them ours)")
+    feed = summary["change_feed"]
+    print(f"change feed: {feed['updates']} updates changed {feed['changed_batches']} batches; only their affected "
+          f"companies were looked up again ({feed['lookups_made_again']:,} lookups) in {feed['elapsed_s']} s")
     print(ATTRIBUTION)
