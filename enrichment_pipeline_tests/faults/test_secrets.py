@@ -58,9 +58,11 @@ def secret_url(test_db_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     with admin.opened("tests-secrets") as pg, pg.connection() as conn:
         drop(conn)
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role), sql.Literal(PASSWORD)))
-        for grant in ("GRANT ALL ON DATABASE {db} TO {role}", "GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
-                      "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}", "GRANT USAGE, CREATE ON SCHEMA public TO {role}"):
-            conn.execute(sql.SQL(grant).format(db=sql.Identifier(test_db_url.database), role=sql.Identifier(role)))
+        names = {"db": sql.Identifier(test_db_url.database), "role": sql.Identifier(role)}
+        conn.execute(sql.SQL("GRANT ALL ON DATABASE {db} TO {role}").format(**names))
+        conn.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}").format(**names))
+        conn.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}").format(**names))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {role}").format(**names))
     try:
         yield DatabaseUrl(role, PASSWORD, test_db_url.host, test_db_url.port, test_db_url.database)
     finally:
