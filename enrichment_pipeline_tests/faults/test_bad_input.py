@@ -17,10 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
-import zlib
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +103,7 @@ def _counts(result: ImportResult) -> tuple[int, int, int, int, int]:
     return result.rows_read, result.inserted, result.updated, result.unchanged, result.marked_deleted
 
 
-def _bad_numbers(template: dict[str, Any]) -> list[tuple[Any, str, str | None]]:
+def _bad_numbers() -> list[tuple[Any, str, str | None]]:
     """(organisasjonsnummer value, expected reason, expected stored orgnr) for each kind of bad number."""
     good = _valid(1)
     wrong_digit = good[:8] + str((int(good[8]) + 1) % 10)
@@ -130,7 +127,7 @@ def test_invalid_organisation_numbers_in_a_json_dump_are_rejected_each_with_its_
 ) -> None:
     import_file(postgres, generated / "enheter.json.gz", source_label="before", batches=6)
     before = _fingerprint(postgres)
-    bad = _bad_numbers(records[0])
+    bad = _bad_numbers()
     bad_parts = []
     for i, (number, _, _) in enumerate(bad):
         unit = {k: v for k, v in records[0].items() if k != "organisasjonsnummer"}
@@ -156,7 +153,7 @@ def test_invalid_organisation_numbers_in_a_csv_dump_are_rejected_each_with_its_r
     before = _fingerprint(postgres)
     header, rows = _csv_rows(generated)
     column = header.index("organisasjonsnummer")
-    bad = [(n, reason, stored) for n, reason, stored in _bad_numbers({}) if isinstance(n, str) or n is None]
+    bad = [(n, reason, stored) for n, reason, stored in _bad_numbers() if isinstance(n, str) or n is None]
     bad_rows = []
     for number, _, _ in bad:
         row = list(rows[0])
@@ -335,7 +332,7 @@ def test_a_known_company_whose_new_record_is_rejected_keeps_its_previous_version
     assert _fingerprint(postgres) == before  # not marked deleted: the register still has them
 
 
-def _home_page_companies(records: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+def _home_page_companies() -> dict[str, tuple[str, str]]:
     """Valid new companies in batch 0 of 6 whose hjemmeside is an address, never a page to fetch."""
     targets = [("127.0.0.1", "private address 127.0.0.1"),
                ("http://169.254.169.254/latest/meta-data/", "private address 169.254.169.254"),
@@ -352,7 +349,7 @@ def test_home_pages_on_loopback_metadata_and_private_addresses_are_refused_with_
     postgres: PostgresResource, generated: Path, records: list[dict[str, Any]], tmp_path: Path,
     registers_service: StartService, test_db_url_text: str,
 ) -> None:
-    private = _home_page_companies(records)
+    private = _home_page_companies()
     strangers = [{**records[0], "organisasjonsnummer": n, "navn": f"Intern {i} AS", "hjemmeside": home}
                  for i, (n, (home, _)) in enumerate(private.items())]
     dump = _write_json(tmp_path / "private.json.gz", [jackson(r) for r in records + strangers])
