@@ -44,6 +44,7 @@ def _metadata(result: ImportResult, source: str) -> dict[str, Any]:
         "updated": result.updated,
         "unchanged": result.unchanged,
         "marked_deleted": result.marked_deleted,
+        "kept_previous": result.kept_previous,
         "rejected": sum(result.rejected.values()),
         "batches": result.batches,
         "changed_batches": len(result.changed_batches),
