@@ -85,7 +85,10 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """True when nothing listens on `port`. Like PostgreSQL's own listener, ignore connections of a
+    stopped server still in TIME_WAIT, or a restart under load would move the server to another port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -173,7 +173,7 @@ class _Health:
         until = min(now + self.limit_s, max(getattr(self.deadline, "at", now + self.limit_s), now + _MIN_CHECK_S))
         try:
             _empty_query(conn.pgconn, until, now)
-        except psycopg.Error as exc:
+        except Exception as exc:
             self.note(_one_line(exc))
             # A query may still be pending on it: it can never be used again. (conn.close() would
             # hand it back to the pool, close_returns=True; the pool discards a closed one.)
@@ -211,8 +211,8 @@ def _empty_query(pgconn: pq.abc.PGconn, until: float, started: float) -> None:
             if result is None:
                 return
             if result.status == pq.ExecStatus.FATAL_ERROR:
-                message = result.get_error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"the health check failed"
-                raise psycopg.OperationalError(message.decode("utf-8", errors="replace"))
+                message = result.error_message.decode("utf-8", errors="replace").strip()
+                raise psycopg.OperationalError(message or "the health check failed")
         _wait_socket(pgconn.socket, select.POLLIN, until, started)
 
 

@@ -69,12 +69,17 @@ def fault_db_url(dedicated_server: DedicatedServer) -> DatabaseUrl:
     return url
 
 
+def empty_project_tables(postgres: PostgresResource) -> None:
+    """Every table of the project's schema emptied (the migrations' own bookkeeping kept)."""
+    with postgres.connection() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'").fetchall()]
+        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+
+
 @pytest.fixture()
 def fault_postgres(fault_db_url: DatabaseUrl) -> Iterator[PostgresResource]:
     """An opened pool on the dedicated server's project database, every table emptied first."""
-    with make_resource(fault_db_url.render(show_password=True), pool_max=2).opened("tests-faults") as pg:
-        with pg.connection() as conn:
-            tables = [row[0] for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'").fetchall()]
-            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+    with make_resource(fault_db_url.render(show_password=True), pool_max=4).opened("tests-faults") as pg:
+        empty_project_tables(pg)
         yield pg

@@ -12,7 +12,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,8 @@ def table_counts(postgres: PostgresResource) -> dict[str, int]:
         tables = [t for (t,) in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
             "ORDER BY tablename").fetchall()]
-        counts = {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0] for t in tables}
+        counts = {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+                  for t in tables}
         counts["duplicate enrichments"] = conn.execute(
             "SELECT count(*) - count(DISTINCT (orgnr, source)) FROM enrichments").fetchone()[0]
     return counts
@@ -92,7 +93,7 @@ def row_locked(postgres: PostgresResource, orgnr: str, source: str = ROLES) -> I
         try:
             yield conn
         finally:
-            if not conn.closed:
+            with suppress(psycopg.Error):  # the fault may have ended this session already
                 conn.execute("ROLLBACK")
 
 
@@ -128,6 +129,12 @@ def local_registers(service: RegistersService) -> RegistersResource:
 
 def step_events(instance: dg.DagsterInstance, run_id: str, step_key: str) -> list[dg.EventLogEntry]:
     return [e for e in instance.all_logs(run_id) if e.dagster_event is not None and e.dagster_event.step_key == step_key]
+
+
+def retries_of(events: list[dg.EventLogEntry]) -> list[Any]:
+    """The StepRetryData (error, seconds_to_wait) of every time the step was put up for retry."""
+    return [e.dagster_event.step_retry_data for e in events
+            if e.dagster_event is not None and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
 
 
 def count_by(events: list[dg.EventLogEntry], event_type: dg.DagsterEventType) -> int:

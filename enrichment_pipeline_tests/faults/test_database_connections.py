@@ -119,7 +119,8 @@ def test_a_listener_that_never_answers_gives_a_connect_timeout_not_a_hang(listen
 LEAK_THRESHOLD_S = 1.0
 
 
-@dg.asset(key="connection_leak", partitions_def=COMPANY_BATCHES, backfill_policy=LOOKUP_BACKFILL, op_tags={"dagster/priority": "10"})
+@dg.asset(key="connection_leak", partitions_def=COMPANY_BATCHES, backfill_policy=LOOKUP_BACKFILL,
+          op_tags={"dagster/priority": "10"})  # runs before the lookup in the same run
 def connection_leak(context: dg.AssetExecutionContext, postgres: PostgresResource) -> None:
     """Takes every connection of the run's pool on a thread that outlives the step, like a forgotten
     consumer, and lets go only after the next step has had time to give up waiting."""
@@ -155,7 +156,8 @@ def test_a_leaked_pool_is_named_by_the_leak_warning_and_the_starved_step_times_o
     resource = make_resource(fault_db_url.render(show_password=True), pool_max=2, acquire_timeout_s=ACQUIRE_TIMEOUT_S,
                              leak_threshold_s=LEAK_THRESHOLD_S)
     result = dg.materialize(
-        [connection_leak, company_roles], instance=instance, resources={"postgres": resource, "registers": local_registers(service)},
+        [connection_leak, company_roles], instance=instance,
+        resources={"postgres": resource, "registers": local_registers(service)},
         tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]},
     )
     run_id = result.run_id
