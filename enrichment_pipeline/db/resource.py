@@ -43,6 +43,9 @@ MAX_APPLICATION_NAME_BYTES = 63
 ENV_PREFIX = "ENRICHMENT_PG_"
 # The shortest health check on checkout, even when the acquire deadline is nearer: one round trip.
 _MIN_CHECK_S = 0.05
+# How often a starting run asks again for a server that is down: quickly at first, then every 2 s.
+_PREFLIGHT_FIRST_DELAY_S = 0.25
+_PREFLIGHT_MAX_DELAY_S = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -355,18 +358,25 @@ class PostgresResource(dg.ConfigurableResource):
     # -- lifecycle -----------------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         run = context.run
-        self.open(application_name(run.job_name if run else "run", None, run.run_id if run else None), logger=context.log)
+        # A run (or sensor tick) that starts while the server restarts waits for it instead of failing
+        # at resource initialization, which no RetryPolicy retries.
+        self.open(application_name(run.job_name if run else "run", None, run.run_id if run else None), logger=context.log,
+                  wait_for_server=True)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()
 
-    def open(self, label: str, logger: Any = None) -> "PostgresResource":
-        """Open the pool (a no-op when already open). Outside Dagster, use `opened()`."""
+    def open(self, label: str, logger: Any = None, *, wait_for_server: bool = False) -> "PostgresResource":
+        """Open the pool (a no-op when already open). Outside Dagster, use `opened()`.
+
+        With `wait_for_server`, a server that is down or starting up is waited for up to
+        acquire_timeout_s; commands fail at once instead, with one clear line.
+        """
         if self._state is not None:
             return self
         settings = self.settings()
         url = self.resolved_url()
-        self._preflight(url, settings, label)
+        self._preflight(url, settings, label, settings.acquire_timeout_s if wait_for_server else 0.0, logger or log)
         health = _Health(settings.connect_timeout_s)
         pool = _TrackedPool(
             kwargs={
@@ -416,15 +426,30 @@ class PostgresResource(dg.ConfigurableResource):
         finally:
             self.close()
 
-    def _preflight(self, url: DatabaseUrl, settings: PoolSettings, label: str) -> None:
-        """One direct connection first, so a wrong host or password is a clear error, not a pool timeout."""
-        try:
-            conn = psycopg.connect(
-                **url.conninfo_kwargs(), application_name=label, connect_timeout=max(1, int(settings.connect_timeout_s))
-            )
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(_explain_connect_error(exc, url)) from None
-        conn.close()
+    def _preflight(self, url: DatabaseUrl, settings: PoolSettings, label: str, wait_s: float, logger: Any) -> None:
+        """One direct connection first, so a wrong host or password is a clear error, not a pool timeout.
+
+        A server that refuses, does not answer or is starting or shutting down is tried again for
+        `wait_s`; a wrong password or a missing database is not something waiting cures.
+        """
+        deadline = time.monotonic() + wait_s
+        delay_s = _PREFLIGHT_FIRST_DELAY_S
+        while True:
+            try:
+                conn = psycopg.connect(
+                    **url.conninfo_kwargs(), application_name=label, connect_timeout=max(1, int(settings.connect_timeout_s))
+                )
+            except psycopg.OperationalError as exc:
+                if not _may_come_back(exc) or time.monotonic() + delay_s > deadline:
+                    raise DatabaseUnavailable(_explain_connect_error(exc, url)) from None
+                if delay_s == _PREFLIGHT_FIRST_DELAY_S:
+                    logger.warning(f"PostgreSQL at {url.where()} gives no connection ({scrub_secrets(_one_line(exc), url.password)}); "
+                                   f"waiting up to {wait_s:g} s (acquire_timeout_s) for it")
+                time.sleep(delay_s)
+                delay_s = min(2 * delay_s, _PREFLIGHT_MAX_DELAY_S)
+                continue
+            conn.close()
+            return
 
     # -- connections ---------------------------------------------------------------------
     @property
@@ -571,6 +596,11 @@ def _holder_label(holder: Any, default: str) -> str:
     if isinstance(holder, str):
         return holder if holder.startswith(APP_PREFIX + ":") else application_name(holder)
     return holder_name(holder)
+
+
+def _may_come_back(exc: psycopg.OperationalError) -> bool:
+    """A refused or unanswered connection (no SQLSTATE), or the server starting or shutting down (57P*)."""
+    return exc.sqlstate is None or exc.sqlstate.startswith("57P")
 
 
 def _explain_connect_error(exc: psycopg.OperationalError, url: DatabaseUrl) -> str:

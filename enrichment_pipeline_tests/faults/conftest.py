@@ -39,7 +39,14 @@ class DedicatedServer:
 
     def restart(self) -> None:
         """A real stop (fast: every backend is terminated) and start, on the same port."""
-        server = embedded.restart(self.base)
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        assert embedded.stop(self.base), "the dedicated server was not running"
+
+    def start(self) -> None:
+        server = embedded.start(self.base)
         assert server.port == self.port, "the restarted server must listen where the clients connect"
 
 

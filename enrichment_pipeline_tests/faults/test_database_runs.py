@@ -146,6 +146,54 @@ def test_terminating_every_project_connection_mid_write_fails_the_step_retryably
     assert table_counts(fault_postgres) == {**before, "enrichments": len(batch)}
 
 
+# -- a run that starts while the server restarts ---------------------------------------------------
+
+def test_a_run_starting_while_the_server_is_down_waits_for_it_and_completes(
+    fault_postgres: PostgresResource, generated: Path, registers_service: StartService, fault_db_url: DatabaseUrl,
+    dedicated_server: DedicatedServer,
+) -> None:
+    import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=IN_PROCESS_BATCHES)
+    before = table_counts(fault_postgres)
+    batch = companies_in(fault_postgres, RANGE_BATCHES)
+    service = registers_service(generated)
+    results: list[dg.ExecuteInProcessResult] = []
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(IN_PROCESS_BATCHES))
+
+        def run() -> None:
+            results.append(dg.materialize(
+                [company_roles], instance=instance, raise_on_error=False,
+                resources={"postgres": make_resource(fault_db_url.render(show_password=True), pool_max=2,
+                                                     acquire_timeout_s=10),
+                           "registers": local_registers(service)},
+                tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]},
+            ))
+
+        dedicated_server.stop()
+        runner = threading.Thread(target=run, name="run-during-restart")
+        runner.start()
+        try:
+            wait_for(lambda: _waiting_for_the_server(instance) or not runner.is_alive(), 30, "the run starts")
+        finally:
+            dedicated_server.start()
+        runner.join(60)
+        [result] = results
+        waits = _waiting_for_the_server(instance)
+
+    assert result.success
+    assert waits == [f"PostgreSQL at 127.0.0.1:{fault_db_url.port}/{fault_db_url.database} gives no connection "
+                     f"(connection failed: connection to server at \"127.0.0.1\", port {fault_db_url.port} failed: "
+                     "Connection refused Is the server running on that host and accepting TCP/IP connections?); "
+                     "waiting up to 10 s (acquire_timeout_s) for it"]
+    assert outcomes(fault_postgres) == expected_roles(generated, batch)
+    assert table_counts(fault_postgres) == {**before, "enrichments": len(batch)}
+
+
+def _waiting_for_the_server(instance: dg.DagsterInstance) -> list[str]:
+    return [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)
+            if "gives no connection" in (e.user_message or "")]
+
+
 # -- a real daemon: backfills through a restart and a SIGKILL -----------------------------------
 
 _SENSORS = """
