@@ -598,9 +598,15 @@ def _holder_label(holder: Any, default: str) -> str:
     return holder_name(holder)
 
 
+# libpq gives connection failures no SQLSTATE, only text: these say the server may be back soon
+# (refused, silent, starting up, shutting down, in recovery); a wrong password or database does not.
+_MAY_COME_BACK = ("connection refused", "timeout expired", "the database system is", "server closed the connection",
+                  "terminating connection due to administrator command")
+
+
 def _may_come_back(exc: psycopg.OperationalError) -> bool:
-    """A refused or unanswered connection (no SQLSTATE), or the server starting or shutting down (57P*)."""
-    return exc.sqlstate is None or exc.sqlstate.startswith("57P")
+    text = str(exc).lower()
+    return (exc.sqlstate or "").startswith("57P") or any(marker in text for marker in _MAY_COME_BACK)
 
 
 def _explain_connect_error(exc: psycopg.OperationalError, url: DatabaseUrl) -> str:

@@ -28,6 +28,7 @@ stopped, so only the tests' backfills start runs (and the tests check that no ot
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from enrichment_pipeline.db.urls import DatabaseUrl
 from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys, ensure_batch_partitions
 from enrichment_pipeline.defs.lookups.company_roles import company_roles
 from enrichment_pipeline.defs.lookups.jobs import ENRICH
+from enrichment_pipeline.errors import DatabaseUnavailable
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.registers.service import RegistersService
 from enrichment_pipeline_tests.conftest import StartService, make_resource
@@ -187,6 +189,15 @@ def test_a_run_starting_while_the_server_is_down_waits_for_it_and_completes(
                      "waiting up to 10 s (acquire_timeout_s) for it"]
     assert outcomes(fault_postgres) == expected_roles(generated, batch)
     assert table_counts(fault_postgres) == {**before, "enrichments": len(batch)}
+
+
+def test_a_run_with_a_wrong_password_is_not_kept_waiting(fault_db_url: DatabaseUrl) -> None:
+    wrong = DatabaseUrl(fault_db_url.user, "not-the-password", fault_db_url.host, fault_db_url.port, fault_db_url.database)
+    resource = make_resource(wrong.render(show_password=True), acquire_timeout_s=10)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match="password authentication failed"):
+        resource.open("wrong-password", wait_for_server=True)  # what a run's resource initialization does
+    assert time.monotonic() - started < 2.0
 
 
 def _waiting_for_the_server(instance: dg.DagsterInstance) -> list[str]:
