@@ -6,7 +6,8 @@ Faults, real ones, on the fault suite's dedicated PostgreSQL:
   run over several company batches is in the middle of its write;
 - the server restarted (a real fast stop and start) while every run of a multi-batch backfill is
   in the middle of its write;
-- the run worker killed with SIGKILL in the middle of its write.
+- the run worker killed with SIGKILL in the middle of its write;
+- the server down while a run starts (resource initialization, which no RetryPolicy retries).
 
 A write is caught in its middle deterministically: the test holds a row lock on one company of the
 run's batches (stored as an earlier failed lookup), so the step's one write transaction blocks on
@@ -14,15 +15,17 @@ it with the rows before it written but not committed (pg_stat_activity shows the
 on the lock with a transaction id of its own), and the fault strikes then.
 
 Outcome: the step fails and its RetryPolicy (exponential backoff) runs it again, or after the
-SIGKILL a re-run does; the run or backfill completes; every company of the batches has exactly the
+SIGKILL a re-run does, and a starting run waits for the server (up to acquire_timeout_s, a wrong
+password not at all); the run or backfill completes; every company of the batches has exactly the
 outcome the registers give it, once; every other table keeps its count; a killed write leaves
 nothing of its batch behind.
 
-The backfill tests run a real `dagster dev` (webserver, daemon, code server; backfills launched
-through GraphQL as the UI does). Only the project's data server is restarted or starved: Dagster's
-own storage stays on the normal test server, in a database of its own, so these tests show the
-project's steps surviving, not Dagster's storage. The change-feed and automation sensors are
-stopped, so only the tests' backfills start runs (and the tests check that no other run started).
+The restart and SIGKILL tests run a real `dagster dev` (webserver, daemon, code server, run
+workers), driven through GraphQL as the UI does: a backfill of every batch, a run of the main job
+over a range of batches, "Re-execute from failure". Only the project's data server is restarted:
+Dagster's own storage stays on the normal test server, in a database of its own, so these tests
+show the project's steps surviving, not Dagster's storage. The change-feed and automation sensors
+are stopped, so only the tests start runs (and the tests check that no other run started).
 """
 
 import os
@@ -97,6 +100,30 @@ def _live_companies(postgres: PostgresResource) -> int:
         return int(conn.execute("SELECT count(*) FROM companies WHERE deleted_at IS NULL").fetchone()[0])
 
 
+class _RolesRun:
+    """`company_roles` over the batches of RANGE in one in-process run, on a thread: the test strikes meanwhile."""
+
+    def __init__(self, instance: dg.DagsterInstance, url: DatabaseUrl, service: RegistersService, **pool: object) -> None:
+        instance.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(IN_PROCESS_BATCHES))
+        self._results: list[dg.ExecuteInProcessResult] = []
+        resources = {"postgres": make_resource(url.render(show_password=True), pool_max=2, **pool),
+                     "registers": local_registers(service)}
+        tags = {"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]}
+        self._thread = threading.Thread(name="run-under-fault", target=lambda: self._results.append(dg.materialize(
+            [company_roles], instance=instance, resources=resources, tags=tags, raise_on_error=False)))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self, timeout_s: float = 60) -> dg.ExecuteInProcessResult:
+        self._thread.join(timeout_s)
+        [result] = self._results
+        return result
+
+
 # -- every project connection terminated in the middle of a run ---------------------------------
 
 def _terminate_project_connections(observer: PostgresResource, keep: int) -> list[tuple[int, str]]:
@@ -117,25 +144,13 @@ def test_terminating_every_project_connection_mid_write_fails_the_step_retryably
     before = table_counts(fault_postgres)
     batch = companies_in(fault_postgres, RANGE_BATCHES)
     service = registers_service(generated)
-    results: list[dg.ExecuteInProcessResult] = []
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(IN_PROCESS_BATCHES))
-
-        def run() -> None:
-            results.append(dg.materialize(
-                [company_roles], instance=instance, raise_on_error=False,
-                resources={"postgres": make_resource(fault_db_url.render(show_password=True), pool_max=2),
-                           "registers": local_registers(service)},
-                tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]},
-            ))
-
-        runner = threading.Thread(target=run, name="run-under-fault")
+        run = _RolesRun(instance, fault_db_url, service)
         with row_locked(fault_postgres, middle_company(fault_postgres, RANGE_BATCHES)) as lock:
-            runner.start()
+            run.start()
             [writer] = wait_for(lambda: _writers_in_their_write(fault_postgres, 1), 60, "the run blocked mid-write")
             terminated = _terminate_project_connections(fault_postgres, keep=lock.info.backend_pid)
-        runner.join(60)
-        [result] = results
+        result = run.result()
         roles = step_events(instance, result.run_id, ROLES)
     up_for_retry = retries_of(roles)
 
@@ -158,28 +173,15 @@ def test_a_run_starting_while_the_server_is_down_waits_for_it_and_completes(
     before = table_counts(fault_postgres)
     batch = companies_in(fault_postgres, RANGE_BATCHES)
     service = registers_service(generated)
-    results: list[dg.ExecuteInProcessResult] = []
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(IN_PROCESS_BATCHES))
-
-        def run() -> None:
-            results.append(dg.materialize(
-                [company_roles], instance=instance, raise_on_error=False,
-                resources={"postgres": make_resource(fault_db_url.render(show_password=True), pool_max=2,
-                                                     acquire_timeout_s=10),
-                           "registers": local_registers(service)},
-                tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[1]},
-            ))
-
+        run = _RolesRun(instance, fault_db_url, service, acquire_timeout_s=10)
         dedicated_server.stop()
-        runner = threading.Thread(target=run, name="run-during-restart")
-        runner.start()
+        run.start()
         try:
-            wait_for(lambda: _waiting_for_the_server(instance) or not runner.is_alive(), 30, "the run starts")
+            wait_for(lambda: _waiting_for_the_server(instance) or run.done(), 30, "the run starts")
         finally:
             dedicated_server.start()
-        runner.join(60)
-        [result] = results
+        result = run.result()
         waits = _waiting_for_the_server(instance)
 
     assert result.success
