@@ -8,20 +8,26 @@ migrated to head, so a user's data is never touched.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from psycopg import sql
 
 from enrichment_pipeline.db import connect, migrate
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.db.urls import DatabaseUrl
+from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys
+from enrichment_pipeline.lookups.registers_resource import RegistersResource
 from enrichment_pipeline.registers.faults import Faults
 from enrichment_pipeline.registers.service import RegistersService
 
+BATCHES = 6  # the generated 3,000 units in batches of about 500
 TEST_DATABASE = os.environ.get("ENRICHMENT_TEST_DATABASE", "enrichment_test")
 TABLES = ("rejected_units", "imports", "companies", "enrichments", "company_profiles", "sync_cursors", "pipeline_settings",
           "batch_changes")
@@ -104,3 +110,30 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("generated")
     generate(out, companies=3000, seed=11, changes=60)
     return out
+
+
+@pytest.fixture()
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance that knows the BATCHES company batches."""
+    with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(BATCHES))
+        yield inst
+
+
+def jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of one of the generator's .jsonl.gz files."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def local_registers(service: RegistersService, **overrides: Any) -> RegistersResource:
+    """The registers resource pointed at a local service: every base URL, home pages resolved to it,
+    no rate limit, short timeouts and backoff."""
+    settings: dict[str, Any] = {
+        "brreg_api_url": service.base_url, "geonorge_api_url": service.base_url, "rate_limit_per_s": 0.0,
+        "max_in_flight": 16, "homepage_resolve": service.base_url.split("://", 1)[1],
+        "homepage_allow_private_addresses": True, "timeout_s": 2.0, "retries": 3, "backoff_base_s": 0.02,
+    }
+    settings.update(overrides)
+    return RegistersResource(**settings)

@@ -24,8 +24,8 @@ from enrichment_pipeline.registers.clients import BrregClient
 from enrichment_pipeline.registers.http import Fetched
 from enrichment_pipeline.store import changes
 from enrichment_pipeline.store.enrichments import Outcome, write_outcomes
-from enrichment_pipeline_tests.conftest import StartService, make_resource
-from enrichment_pipeline_tests.defs.conftest import BATCHES, feed, jsonl, registers_for, snapshot
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource
+from enrichment_pipeline_tests.defs.conftest import feed, snapshot
 
 
 def _last_kinds(generated: Path, upto_id: int | None = None) -> dict[str, str]:
@@ -93,7 +93,7 @@ def test_first_tick_before_any_import_skips_and_applies_nothing(
     test_db_url_text: str,
 ) -> None:
     service = registers_service(generated)
-    result = _tick(instance, test_db_url_text, registers_for(service), None)
+    result = _tick(instance, test_db_url_text, local_registers(service), None)
     assert not result.asset_events and "no import yet" in (result.skip_reason.skip_message or "")
     assert changes.feed_position(postgres) is None and snapshot(postgres) == {}
     assert service.stats()["requests"] == 0
@@ -105,7 +105,7 @@ def test_first_tick_applies_the_feed_from_the_dumps_build_time_and_reports_exact
 ) -> None:
     service = registers_service(generated)
     before = snapshot(imported)
-    result = _tick(instance, test_db_url_text, registers_for(service), None)
+    result = _tick(instance, test_db_url_text, local_registers(service), None)
     after = snapshot(imported)
 
     updates = feed(generated)
@@ -126,7 +126,7 @@ def test_a_tick_with_nothing_new_changes_nothing_and_reports_nothing(
     test_db_url_text: str,
 ) -> None:
     service = registers_service(generated)
-    registers = registers_for(service)
+    registers = local_registers(service)
     first = _tick(instance, test_db_url_text, registers, None)
     assert first.asset_events and reported_in(first.cursor) == changes.pending_batches(imported)
     before, position = snapshot(imported), changes.feed_position(imported)
@@ -224,7 +224,7 @@ def test_a_crash_in_the_middle_of_a_page_applies_none_of_it_and_the_next_tick_lo
     monkeypatch.setattr("enrichment_pipeline.defs.companies.sensors.SENSOR_PAGE_SIZE", 20)
     ids = [u["oppdateringsid"] for u in feed(generated)]
     fetches_on_first_page = sum(1 for k in _last_kinds(generated, ids[19]).values() if k in ("Ny", "Endring"))
-    crashing = _CrashingRegisters(**{**registers_for(service).model_dump(), "survive": fetches_on_first_page + 3})
+    crashing = _CrashingRegisters(**{**local_registers(service).model_dump(), "survive": fetches_on_first_page + 3})
     before = snapshot(imported)
 
     with pytest.raises(SystemExit):
@@ -236,7 +236,7 @@ def test_a_crash_in_the_middle_of_a_page_applies_none_of_it_and_the_next_tick_lo
     later = set(_last_kinds(generated)) - set(expected_first)
     assert all(before.get(o) == row for o, row in snapshot(imported).items() if o in later)
 
-    result = _tick(instance, test_db_url_text, registers_for(service), None)
+    result = _tick(instance, test_db_url_text, local_registers(service), None)
 
     expected = _expected_states(generated)
     assert _stored_states(imported, generated, sorted(expected)) == expected
@@ -250,7 +250,7 @@ def test_a_feed_that_cannot_be_read_fails_the_tick_with_one_line_and_moves_nothi
     test_db_url_text: str,
 ) -> None:
     service = registers_service(generated)
-    dead = registers_for(service, brreg_api_url=service.base_url + "/nowhere", retries=0)
+    dead = local_registers(service, brreg_api_url=service.base_url + "/nowhere", retries=0)
     before = snapshot(imported)
     with pytest.raises(FeedError, match=r"^the change feed at .* could not be read: .*404") as failure:
         _tick(instance, test_db_url_text, dead, None)
@@ -276,7 +276,7 @@ def test_sync_updates_command_applies_the_feed_once_and_shares_the_cursor_with_t
     assert changes.pending_batches(imported) == {}  # reported to Dagster, then taken out of the outbox
 
     before = snapshot(imported)
-    result = _tick(instance, test_db_url_text, registers_for(service), None)
+    result = _tick(instance, test_db_url_text, local_registers(service), None)
     assert not result.asset_events and snapshot(imported) == before
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["updates"] == 0

@@ -22,8 +22,8 @@ from enrichment_pipeline.importer.feed import sync_updates
 from enrichment_pipeline.defs.lookups.jobs import ENRICH
 from enrichment_pipeline.importer.validate import batch_of, partition_key
 from enrichment_pipeline.sources import SOURCES
-from enrichment_pipeline_tests.conftest import StartService, make_resource
-from enrichment_pipeline_tests.defs.conftest import BATCHES, registers_for, snapshot
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, local_registers, make_resource
+from enrichment_pipeline_tests.defs.conftest import snapshot
 
 CHAIN = [*SOURCES, "company_profile"]
 FEED_PAGE = 4  # updates applied after the first enrichment: fewer than the batches, so some stay untouched
@@ -86,7 +86,7 @@ def test_the_nightly_schedule_imports_a_new_dump_and_skips_it_once_imported(
     registers_service: StartService, test_db_url_text: str,
 ) -> None:
     service = registers_service(generated)  # its own counters: the schedule may only ask for the dump's headers
-    resources = {"postgres": make_resource(test_db_url_text, pool_max=2), "registers": registers_for(service)}
+    resources = {"postgres": make_resource(test_db_url_text, pool_max=2), "registers": local_registers(service)}
     etag = json.loads((generated / "manifest.json").read_text())["etag"]
 
     with dg.build_schedule_context(instance=instance, resources=resources) as context:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ import dagster as dg
 import pytest
 
 from enrichment_pipeline.db.resource import PostgresResource
-from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys
 from enrichment_pipeline.defs.lookups.address_location import address_location
 from enrichment_pipeline.defs.lookups.annual_accounts import FILING_FORMS, annual_accounts
 from enrichment_pipeline.defs.lookups.company_roles import company_roles
@@ -40,9 +38,8 @@ from enrichment_pipeline.registers.homepage import HomepageFetcher, HomepageSett
 from enrichment_pipeline.registers.http import HttpSettings
 from enrichment_pipeline.registers.service import RegistersService
 from enrichment_pipeline.sources import error_threshold
-from enrichment_pipeline_tests.conftest import StartService, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource
 
-BATCHES = 6  # 3,000 units: about 500 per batch
 RANGE = ("b0000", "b0001")  # the run covers two batches, as a backfill run covers many
 RANGE_BATCHES = [0, 1]
 RETRIES = 2  # three attempts per request
@@ -67,12 +64,6 @@ class Row:
     attempts: int
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
-
-
 @pytest.fixture()
 def imported(postgres: PostgresResource, generated: Path) -> PostgresResource:
     result = import_file(postgres, generated / "enheter.json.gz", source_label="faults", batches=BATCHES)
@@ -80,22 +71,8 @@ def imported(postgres: PostgresResource, generated: Path) -> PostgresResource:
     return postgres
 
 
-@pytest.fixture()
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(BATCHES))
-        yield inst
-
-
 def _registers(service: RegistersService, **overrides: Any) -> RegistersResource:
-    host_port = service.base_url.split("://", 1)[1]
-    settings: dict[str, Any] = {
-        "brreg_api_url": service.base_url, "geonorge_api_url": service.base_url, "rate_limit_per_s": 0.0,
-        "max_in_flight": 16, "homepage_resolve": host_port, "homepage_allow_private_addresses": True,
-        "timeout_s": CLIENT_TIMEOUT_S, "retries": RETRIES, "backoff_base_s": 0.01,
-    }
-    settings.update(overrides)
-    return RegistersResource(**settings)
+    return local_registers(service, **{"timeout_s": CLIENT_TIMEOUT_S, "retries": RETRIES, "backoff_base_s": 0.01, **overrides})
 
 
 def _materialize(asset: dg.AssetsDefinition, instance: dg.DagsterInstance, url: str, registers: RegistersResource,
@@ -141,8 +118,8 @@ def _companies(postgres: PostgresResource) -> dict[str, str | None]:
 
 def _real_roles(generated: Path, orgnrs: set[str]) -> dict[str, Row]:
     """What the roles register answers each company when nothing goes wrong."""
-    states = {u["organisasjonsnummer"]: u["state"] for u in _jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in _jsonl(generated / "roles.jsonl.gz")}
+    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
+    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
     real = {}
     for orgnr in orgnrs:
         state = states.get(orgnr, "active")
@@ -153,7 +130,7 @@ def _real_roles(generated: Path, orgnrs: set[str]) -> dict[str, Row]:
 
 
 def _real_accounts(generated: Path, companies: dict[str, str | None]) -> dict[str, Row]:
-    filed = {a["organisasjonsnummer"] for a in _jsonl(generated / "accounts.jsonl.gz")}
+    filed = {a["organisasjonsnummer"] for a in jsonl(generated / "accounts.jsonl.gz")}
     return {orgnr: Row("ok", 200, None, 1) if orgnr in filed else Row("not_found", 404, None, 1)
             for orgnr, form in companies.items() if form in FILING_FORMS}
 
@@ -290,7 +267,7 @@ def test_all_faults_over_every_lookup_lose_nothing_and_a_clean_rerun_gives_every
     test_db_url_text: str,
 ) -> None:
     companies = set(_companies(imported))
-    removed = {u["organisasjonsnummer"] for u in _jsonl(generated / "units.jsonl.gz") if u["state"] == "removed"}
+    removed = {u["organisasjonsnummer"] for u in jsonl(generated / "units.jsonl.gz") if u["state"] == "removed"}
     service = registers_service(generated, slow_page_s=0.2)
     registers = _registers(service)
     clean = _run_all(imported, instance, test_db_url_text, registers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from enrichment_pipeline.errors import BadDumpError
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.importer.validate import batch_of
 from enrichment_pipeline.registers.orgnr import from_prefix
-from enrichment_pipeline_tests.dumps import jackson, read_dump, write_json_dump
+from enrichment_pipeline_tests.dumps import read_dump, write_json_dump
 
 TYPED = ("orgnr, navn, organisasjonsform, naeringskode1, antall_ansatte, hjemmeside, postnummer, "
          "kommunenummer, landkode, stiftelsesdato, batch")

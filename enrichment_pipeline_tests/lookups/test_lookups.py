@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +12,6 @@ import dagster as dg
 import pytest
 
 from enrichment_pipeline.db.resource import PostgresResource
-from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys
 from enrichment_pipeline.defs.lookups.address_location import address_location
 from enrichment_pipeline.defs.lookups.annual_accounts import FILING_FORMS, annual_accounts
 from enrichment_pipeline.defs.lookups.company_profile import company_profile
@@ -25,41 +21,15 @@ from enrichment_pipeline.defs.lookups.website_profile import website_profile
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.lookups.registers_resource import RegistersResource
 from enrichment_pipeline.registers.faults import Faults
-from enrichment_pipeline.registers.service import RegistersService
-from enrichment_pipeline_tests.conftest import StartService, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource
 
-BATCHES = 6  # 3,000 units: about 500 per batch
 LOOKUPS = [company_roles, annual_accounts, sub_units, address_location, website_profile]
-
-
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
 
 
 @pytest.fixture()
 def imported(postgres: PostgresResource, generated: Path) -> PostgresResource:
     import_file(postgres, generated / "enheter.json.gz", source_label="lookups", batches=BATCHES)
     return postgres
-
-
-@pytest.fixture()
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(BATCHES))
-        yield inst
-
-
-def _registers(service: RegistersService, **overrides: Any) -> RegistersResource:
-    host_port = service.base_url.split("://", 1)[1]
-    settings: dict[str, Any] = {
-        "brreg_api_url": service.base_url, "geonorge_api_url": service.base_url, "rate_limit_per_s": 0.0,
-        "max_in_flight": 16, "homepage_resolve": host_port, "homepage_allow_private_addresses": True,
-        "timeout_s": 2.0, "retries": 3, "backoff_base_s": 0.02,
-    }
-    settings.update(overrides)
-    return RegistersResource(**settings)
 
 
 def _materialize(assets: list[Any], instance: dg.DagsterInstance, url: str, registers: RegistersResource,
@@ -89,8 +59,8 @@ def test_roles_outcomes_follow_the_registers_status_codes_and_gone_purges(
 ) -> None:
     service = registers_service(generated)
     batch = _batch_orgnrs(imported)
-    states = {u["organisasjonsnummer"]: u["state"] for u in _jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in _jsonl(generated / "roles.jsonl.gz")}
+    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
+    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
     expected = {}
     for orgnr in batch:
         state = states.get(orgnr, "active")
@@ -98,7 +68,7 @@ def test_roles_outcomes_follow_the_registers_status_codes_and_gone_purges(
             state, ("ok", 200) if orgnr in with_roles else ("not_found", 404))
     assert {"ok", "not_found"} <= {o for o, _ in expected.values()}
 
-    result = _materialize([company_roles], instance, test_db_url_text, _registers(service))
+    result = _materialize([company_roles], instance, test_db_url_text, local_registers(service))
 
     assert _outcomes(imported, "company_roles") == expected
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
@@ -118,7 +88,7 @@ def test_every_lookup_and_the_profile_cover_every_company_of_the_batch(
 ) -> None:
     service = registers_service(generated)
     batch = _batch_orgnrs(imported)
-    _materialize([*LOOKUPS, company_profile], instance, test_db_url_text, _registers(service))
+    _materialize([*LOOKUPS, company_profile], instance, test_db_url_text, local_registers(service))
     for asset in LOOKUPS:
         outcomes = _outcomes(imported, asset.key.to_user_string())
         assert set(outcomes) == set(batch), asset.key
@@ -141,10 +111,10 @@ def test_rerunning_a_partition_changes_nothing(
 ) -> None:
     service = registers_service(generated)
     query = "SELECT orgnr, source, outcome, http_status, error, data FROM enrichments ORDER BY orgnr, source"
-    _materialize([company_roles, sub_units, annual_accounts], instance, test_db_url_text, _registers(service))
+    _materialize([company_roles, sub_units, annual_accounts], instance, test_db_url_text, local_registers(service))
     with imported.connection() as conn:
         first = conn.execute(query).fetchall()
-    _materialize([company_roles, sub_units, annual_accounts], instance, test_db_url_text, _registers(service))
+    _materialize([company_roles, sub_units, annual_accounts], instance, test_db_url_text, local_registers(service))
     with imported.connection() as conn:
         second = conn.execute(query).fetchall()
     assert len(first) > 0 and first == second
@@ -158,7 +128,7 @@ def test_faults_end_as_retries_or_recorded_errors_never_a_crashed_batch(
                     rate_timeout=0.02, timeout_sleep_s=3.0, seed=5)
     service = registers_service(generated, faults=faults)
     batch = _batch_orgnrs(imported)
-    result = _materialize([company_roles], instance, test_db_url_text, _registers(service, timeout_s=0.5))
+    result = _materialize([company_roles], instance, test_db_url_text, local_registers(service, timeout_s=0.5))
     outcomes = _outcomes(imported, "company_roles")
     assert result.success and set(outcomes) == set(batch)
     by_status = service.stats()["by_status"]
@@ -173,7 +143,7 @@ def test_an_outage_fails_the_materialization_but_keeps_the_errors_for_a_retry(
 ) -> None:
     service = registers_service(generated, faults=Faults(rate_500=1.0, seed=1))
     batch = _batch_orgnrs(imported)
-    result = _materialize([sub_units], instance, test_db_url_text, _registers(service, retries=1), raise_on_error=False)
+    result = _materialize([sub_units], instance, test_db_url_text, local_registers(service, retries=1), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "error_threshold" in failure.step_failure_data.error.message  # type: ignore[union-attr]
@@ -185,7 +155,7 @@ def test_an_outage_fails_the_materialization_but_keeps_the_errors_for_a_retry(
     assert message == "HTTP 500 after 2 attempts"
     assert instance.get_latest_materialization_event(dg.AssetKey("sub_units")) is None
     service.set_faults(Faults())
-    retried = _materialize([sub_units], instance, test_db_url_text, _registers(service))
+    retried = _materialize([sub_units], instance, test_db_url_text, local_registers(service))
     assert retried.success and "error" not in {o for o, _ in _outcomes(imported, "sub_units").values()}
 
 
@@ -208,7 +178,7 @@ def test_no_database_connection_is_held_while_requests_are_in_flight(
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        result = _materialize([company_roles], instance, test_db_url_text, _registers(service))
+        result = _materialize([company_roles], instance, test_db_url_text, local_registers(service))
     finally:
         stop.set()
         sampler.join()
@@ -224,7 +194,7 @@ def test_home_pages_on_private_addresses_are_refused_unless_allowed(
 ) -> None:
     service = registers_service(generated)
     _materialize([website_profile], instance, test_db_url_text,
-                 _registers(service, homepage_allow_private_addresses=False))
+                 local_registers(service, homepage_allow_private_addresses=False))
     with imported.connection() as conn:
         rows = conn.execute(
             "SELECT e.outcome, e.error FROM enrichments e JOIN companies c USING (orgnr) "
