@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -147,6 +146,3 @@ def root_cause(error: Any) -> Any:  # noqa: ANN401 - Dagster's SerializableError
         error = error.cause
     return error
 
-
-def outcome_counts(by_orgnr: dict[str, str]) -> Counter[str]:
-    return Counter(by_orgnr.values())
