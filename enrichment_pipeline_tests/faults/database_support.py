@@ -7,8 +7,6 @@ a fault instead of only checking that nothing crashed.
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -19,22 +17,15 @@ import dagster as dg
 import psycopg
 
 from enrichment_pipeline.db.resource import PostgresResource
-from enrichment_pipeline.lookups.registers_resource import RegistersResource
-from enrichment_pipeline.registers.service import RegistersService
+from enrichment_pipeline_tests.conftest import jsonl
 
 ROLES = "company_roles"
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
-
-
 def expected_roles(generated: Path, orgnrs: set[str]) -> dict[str, str]:
     """The roles outcome the local registers service gives each company: gone, deleted, ok or not_found."""
-    states = {u["organisasjonsnummer"]: u["state"] for u in _jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in _jsonl(generated / "roles.jsonl.gz")}
+    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
+    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
     expected = {}
     for orgnr in orgnrs:
         state = states.get(orgnr, "active")
@@ -114,16 +105,6 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval
             return value
         time.sleep(interval_s)
     raise AssertionError(f"{what}: not within {timeout_s:g} s")
-
-
-def local_registers(service: RegistersService) -> RegistersResource:
-    """The registers resource pointed at the local service, unthrottled."""
-    host_port = service.base_url.split("://", 1)[1]
-    return RegistersResource(
-        brreg_api_url=service.base_url, geonorge_api_url=service.base_url, rate_limit_per_s=0.0, max_in_flight=16,
-        homepage_resolve=host_port, homepage_allow_private_addresses=True, timeout_s=2.0, retries=3,
-        backoff_base_s=0.02,
-    )
 
 
 def step_events(instance: dg.DagsterInstance, run_id: str, step_key: str) -> list[dg.EventLogEntry]:

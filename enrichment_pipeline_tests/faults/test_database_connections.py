@@ -18,7 +18,6 @@ Faults, each injected for real against the fault suite's dedicated server:
 # No `from __future__ import annotations`: Dagster reads the asset's `context` annotation at definition.
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -27,17 +26,16 @@ import pytest
 
 from enrichment_pipeline.db.resource import PostgresResource, application_name
 from enrichment_pipeline.db.urls import DatabaseUrl
-from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys
+from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES
 from enrichment_pipeline.defs.lookups.company_roles import company_roles
 from enrichment_pipeline.defs.lookups.policies import LOOKUP_BACKFILL
 from enrichment_pipeline.errors import DatabaseUnavailable, PoolExhausted
 from enrichment_pipeline.importer.run import import_file
-from enrichment_pipeline_tests.conftest import StartService, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, local_registers, make_resource
 from enrichment_pipeline_tests.faults.database_support import (
     companies_in,
     count_by,
     expected_roles,
-    local_registers,
     outcomes,
     root_cause,
     step_events,
@@ -47,7 +45,6 @@ from enrichment_pipeline_tests.faults.proxy import DeafListener, TcpProxy
 
 ACQUIRE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0  # libpq's (and psycopg's) smallest connect timeout
-BATCHES = 10
 RANGE = ("b0000", "b0003")  # one run over four batches, as a backfill run covers many
 RANGE_BATCHES = [0, 1, 2, 3]
 
@@ -141,13 +138,6 @@ def connection_leak(context: dg.AssetExecutionContext, postgres: PostgresResourc
 def imported(fault_postgres: PostgresResource, generated: Path) -> PostgresResource:
     import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=BATCHES)
     return fault_postgres
-
-
-@pytest.fixture()
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        inst.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(BATCHES))
-        yield inst
 
 
 def test_a_leaked_pool_is_named_by_the_leak_warning_and_the_starved_step_times_out_then_retries(

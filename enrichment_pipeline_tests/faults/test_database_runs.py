@@ -46,13 +46,13 @@ from enrichment_pipeline.budget.local_dagster import LocalDagster, local_registe
 from enrichment_pipeline.budget.pools import ensure_pool_limits
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.db.urls import DatabaseUrl
-from enrichment_pipeline.defs.companies.partitions import COMPANY_BATCHES, batch_keys, ensure_batch_partitions
+from enrichment_pipeline.defs.companies.partitions import ensure_batch_partitions
 from enrichment_pipeline.defs.lookups.company_roles import company_roles
 from enrichment_pipeline.defs.lookups.jobs import ENRICH
 from enrichment_pipeline.errors import DatabaseUnavailable
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.registers.service import RegistersService
-from enrichment_pipeline_tests.conftest import StartService, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, local_registers, make_resource
 from enrichment_pipeline_tests.faults.conftest import DedicatedServer, empty_project_tables
 from enrichment_pipeline_tests.faults.database_support import (
     ROLES,
@@ -60,7 +60,6 @@ from enrichment_pipeline_tests.faults.database_support import (
     companies_in,
     count_by,
     expected_roles,
-    local_registers,
     middle_company,
     outcomes,
     retries_of,
@@ -72,7 +71,6 @@ from enrichment_pipeline_tests.faults.database_support import (
 )
 
 LOCATION = "enrichment_pipeline"  # workspace.yaml
-IN_PROCESS_BATCHES = 10
 RANGE = ("b0000", "b0003")  # one run over four batches, as a backfill run covers many
 RANGE_BATCHES = [0, 1, 2, 3]
 BACKFILL_BATCHES = 100  # 3,000 units in batches of 30: a backfill is two runs of 50 batches
@@ -101,10 +99,11 @@ def _live_companies(postgres: PostgresResource) -> int:
 
 
 class _RolesRun:
-    """`company_roles` over the batches of RANGE in one in-process run, on a thread: the test strikes meanwhile."""
+    """`company_roles` over the batches of RANGE in one in-process run, on a thread: the test strikes meanwhile.
+
+    `instance` is the root conftest's, which knows the BATCHES company batches."""
 
     def __init__(self, instance: dg.DagsterInstance, url: DatabaseUrl, service: RegistersService, **pool: object) -> None:
-        instance.add_dynamic_partitions(COMPANY_BATCHES.name, batch_keys(IN_PROCESS_BATCHES))
         self._results: list[dg.ExecuteInProcessResult] = []
         resources = {"postgres": make_resource(url.render(show_password=True), pool_max=2, **pool),
                      "registers": local_registers(service)}
@@ -139,19 +138,19 @@ def _terminate_project_connections(observer: PostgresResource, keep: int) -> lis
 
 def test_terminating_every_project_connection_mid_write_fails_the_step_retryably_and_the_run_completes(
     fault_postgres: PostgresResource, generated: Path, registers_service: StartService, fault_db_url: DatabaseUrl,
+    instance: dg.DagsterInstance,
 ) -> None:
-    import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=IN_PROCESS_BATCHES)
+    import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=BATCHES)
     before = table_counts(fault_postgres)
     batch = companies_in(fault_postgres, RANGE_BATCHES)
     service = registers_service(generated)
-    with dg.instance_for_test() as instance:
-        run = _RolesRun(instance, fault_db_url, service)
-        with row_locked(fault_postgres, middle_company(fault_postgres, RANGE_BATCHES)) as lock:
-            run.start()
-            [writer] = wait_for(lambda: _writers_in_their_write(fault_postgres, 1), 60, "the run blocked mid-write")
-            terminated = _terminate_project_connections(fault_postgres, keep=lock.info.backend_pid)
-        result = run.result()
-        roles = step_events(instance, result.run_id, ROLES)
+    run = _RolesRun(instance, fault_db_url, service)
+    with row_locked(fault_postgres, middle_company(fault_postgres, RANGE_BATCHES)) as lock:
+        run.start()
+        [writer] = wait_for(lambda: _writers_in_their_write(fault_postgres, 1), 60, "the run blocked mid-write")
+        terminated = _terminate_project_connections(fault_postgres, keep=lock.info.backend_pid)
+    result = run.result()
+    roles = step_events(instance, result.run_id, ROLES)
     up_for_retry = retries_of(roles)
 
     assert (writer[0], writer[1]) in terminated
@@ -167,22 +166,21 @@ def test_terminating_every_project_connection_mid_write_fails_the_step_retryably
 
 def test_a_run_starting_while_the_server_is_down_waits_for_it_and_completes(
     fault_postgres: PostgresResource, generated: Path, registers_service: StartService, fault_db_url: DatabaseUrl,
-    dedicated_server: DedicatedServer,
+    dedicated_server: DedicatedServer, instance: dg.DagsterInstance,
 ) -> None:
-    import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=IN_PROCESS_BATCHES)
+    import_file(fault_postgres, generated / "enheter.json.gz", source_label="faults", batches=BATCHES)
     before = table_counts(fault_postgres)
     batch = companies_in(fault_postgres, RANGE_BATCHES)
     service = registers_service(generated)
-    with dg.instance_for_test() as instance:
-        run = _RolesRun(instance, fault_db_url, service, acquire_timeout_s=10)
-        dedicated_server.stop()
-        run.start()
-        try:
-            wait_for(lambda: _waiting_for_the_server(instance) or run.done(), 30, "the run starts")
-        finally:
-            dedicated_server.start()
-        result = run.result()
-        waits = _waiting_for_the_server(instance)
+    run = _RolesRun(instance, fault_db_url, service, acquire_timeout_s=10)
+    dedicated_server.stop()
+    run.start()
+    try:
+        wait_for(lambda: _waiting_for_the_server(instance) or run.done(), 30, "the run starts")
+    finally:
+        dedicated_server.start()
+    result = run.result()
+    waits = _waiting_for_the_server(instance)
 
     assert result.success
     assert waits == [f"PostgreSQL at 127.0.0.1:{fault_db_url.port}/{fault_db_url.database} gives no connection "
