@@ -27,6 +27,17 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q
 
+# The fault-injection suite alone (make test runs it too).
+test-faults: install
+	$(BIN)/python -m pytest -q enrichment_pipeline_tests/faults
+
+# Each benchmark prints one JSON line; the README's performance table holds the latest figures.
+bench: install
+	$(BIN)/python benchmarks/generate_speed.py
+	$(BIN)/python benchmarks/import_speed.py
+	$(BIN)/python benchmarks/lookup_throughput.py
+	$(BIN)/python benchmarks/connection_storm.py
+
 dev: install
 	$(BIN)/enrichment-pipeline dev
 

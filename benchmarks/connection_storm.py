@@ -211,6 +211,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     args = parser.parse_args()
     from enrichment_pipeline.importer.run import import_file
+    from enrichment_pipeline.store import changes
     from enrichment_pipeline.registers.generator import generate
 
     server = connect.server_url()
@@ -220,6 +221,7 @@ def main() -> int:
         generate(data, companies=args.batches * args.companies_per_batch, seed=7)
     with PostgresResource(database_url=url.render(show_password=True)).opened("storm-import") as pg:
         import_file(pg, data / "enheter.json.gz", source_label="storm", batches=args.batches)
+        changes.acknowledge(pg, changes.pending_batches(pg))  # only the backfill starts runs here
         with pg.connection() as conn:
             max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
     with PostgresResource(database_url=url.render(show_password=True), pool_max=1, leak_threshold_s=86400,

