@@ -28,6 +28,24 @@ from enrichment_pipeline.store.enrichments import Company, Outcome
 from enrichment_pipeline.store.status import error_shares
 
 Lookup = Callable[[Company], Outcome]
+SkipRule = Callable[[Company], "str | None"]
+
+
+@dataclass(frozen=True)
+class Skipping:
+    """A lookup with a rule for the companies it never asks about (the reason, or None to ask).
+
+    Called directly it applies the rule itself; a step applies it before the thread pool, so a
+    batch where most companies are skipped (most forms file no accounts, most units have no home
+    page) does not pay a thread hand-off for each of them.
+    """
+
+    fetch: Lookup
+    skip_reason: SkipRule
+
+    def __call__(self, company: Company) -> Outcome:
+        reason = self.skip_reason(company)
+        return Outcome(company.orgnr, "skipped", error=reason) if reason else self.fetch(company)
 
 
 class LookupConfig(dg.Config):
@@ -98,7 +116,8 @@ def run_lookup(
                             max_age_days=FRESHNESS[source].max_age_days if source in FRESHNESS else 0)
     companies = read.companies
     fetch_started = time.monotonic()
-    outcomes = map_concurrent(_guarded(lookup), companies, max_in_flight)
+    skipped, to_ask = _skipped(companies, lookup)
+    outcomes = skipped + map_concurrent(_guarded(lookup), to_ask, max_in_flight)
     fetch_s = time.monotonic() - fetch_started
     store.write_outcomes(postgres, source, outcomes, run_id, holder)
     pool = postgres.stats().minus(pool_before)
@@ -116,12 +135,24 @@ def run_lookup(
     )
 
 
+def _skipped(companies: Sequence[Company], lookup: Lookup) -> tuple[list[Outcome], list[Company]]:
+    """Deleted units, and those the lookup's own rule skips, are settled here, without a request."""
+    rule = lookup.skip_reason if isinstance(lookup, Skipping) else None
+    skipped: list[Outcome] = []
+    to_ask: list[Company] = []
+    for company in companies:
+        reason = "deleted from the register" if company.deleted else rule(company) if rule else None
+        if reason:
+            skipped.append(Outcome(company.orgnr, "skipped", error=reason))
+        else:
+            to_ask.append(company)
+    return skipped, to_ask
+
+
 def _guarded(lookup: Lookup) -> Lookup:
-    """Deleted units are not looked up; an unexpected exception is one company's error, not the batch's."""
+    """An unexpected exception is one company's error, not the batch's."""
 
     def guarded(company: Company) -> Outcome:
-        if company.deleted:
-            return Outcome(company.orgnr, "skipped", error="deleted from the register")
         try:
             return lookup(company)
         except Exception as exc:  # a parsing bug on one odd answer must not lose the whole batch

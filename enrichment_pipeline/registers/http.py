@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -225,6 +226,12 @@ def _read_answer(response: requests.Response, expect_json: bool) -> tuple[Any, s
         return None, "", expect_json
     if not (expect_json or _looks_like_json(response)):
         return None, _decode_text(response), False
+    try:
+        # orjson parses a register's answer several times faster than json, and at 0 ms latency
+        # the client's own CPU is the limit; json still reads what orjson refuses (NaN, huge ints).
+        return orjson.loads(response.content), None, False
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(response.content), None, False
     except ValueError:

@@ -7,7 +7,7 @@ import dagster as dg
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.defs.lookups.policies import lookup_asset
 from enrichment_pipeline.lookups.registers_resource import RegistersResource
-from enrichment_pipeline.lookups.step import Lookup, LookupConfig, from_fetched, materialize_lookup
+from enrichment_pipeline.lookups.step import Lookup, LookupConfig, Skipping, from_fetched, materialize_lookup
 from enrichment_pipeline.registers.clients import BrregClient
 from enrichment_pipeline.store.enrichments import Company, Outcome
 
@@ -40,13 +40,17 @@ def parse_accounts(body: Any) -> dict[str, Any]:
     return {"filings": filings, "latest": filings[0] if filings else None}
 
 
+def files_no_accounts(company: Company) -> str | None:
+    if company.organisasjonsform in FILING_FORMS:
+        return None
+    return f"organisasjonsform {company.organisasjonsform} files no annual accounts"
+
+
 def accounts_lookup(brreg: BrregClient) -> Lookup:
     def lookup(company: Company) -> Outcome:
-        if company.organisasjonsform not in FILING_FORMS:
-            return Outcome(company.orgnr, "skipped", error=f"organisasjonsform {company.organisasjonsform} files no annual accounts")
         return from_fetched(company, brreg.accounts(company.orgnr), parse_accounts)
 
-    return lookup
+    return Skipping(lookup, files_no_accounts)
 
 
 @lookup_asset(SOURCE, "regnskap", "Latest annual accounts per company from Regnskapsregisteret.")

@@ -5,17 +5,19 @@ import dagster as dg
 from enrichment_pipeline.db.resource import PostgresResource
 from enrichment_pipeline.defs.lookups.policies import lookup_asset
 from enrichment_pipeline.lookups.registers_resource import RegistersResource
-from enrichment_pipeline.lookups.step import Lookup, LookupConfig, materialize_lookup
+from enrichment_pipeline.lookups.step import Lookup, LookupConfig, Skipping, materialize_lookup
 from enrichment_pipeline.registers.homepage import HomepageFetcher
 from enrichment_pipeline.store.enrichments import Company, Outcome
 
 SOURCE = "website_profile"
 
 
+def no_home_page(company: Company) -> str | None:
+    return None if company.hjemmeside else "no hjemmeside"
+
+
 def homepage_lookup(fetcher: HomepageFetcher) -> Lookup:
     def lookup(company: Company) -> Outcome:
-        if not company.hjemmeside:
-            return Outcome(company.orgnr, "skipped", error="no hjemmeside")
         page = fetcher.fetch(company.hjemmeside)
         data = None
         if page.outcome == "ok":
@@ -24,7 +26,7 @@ def homepage_lookup(fetcher: HomepageFetcher) -> Lookup:
         error = page.reason if page.outcome != "ok" else None
         return Outcome(company.orgnr, page.outcome, page.status, error, data, 1, page.latency_s)
 
-    return lookup
+    return Skipping(lookup, no_home_page)
 
 
 @lookup_asset(SOURCE, "homepages", "What each company's own home page says about it (robots.txt honoured).")
