@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +137,16 @@ def local_registers(service: RegistersService, **overrides: Any) -> RegistersRes
     }
     settings.update(overrides)
     return RegistersResource(**settings)
+
+
+def roles_answers(generated: Path, orgnrs: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """(outcome, HTTP status) the local service's roles register gives each company when nothing goes
+    wrong: gone (410) for a removed unit, deleted (200 with slettedato), else ok or not_found (404)."""
+    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
+    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
+    answers = {}
+    for orgnr in orgnrs:
+        state = states.get(orgnr, "active")
+        answers[orgnr] = {"removed": ("gone", 410), "deleted": ("deleted", 200)}.get(
+            state, ("ok", 200) if orgnr in with_roles else ("not_found", 404))
+    return answers

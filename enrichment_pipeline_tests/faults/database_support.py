@@ -17,20 +17,14 @@ import dagster as dg
 import psycopg
 
 from enrichment_pipeline.db.resource import PostgresResource
-from enrichment_pipeline_tests.conftest import jsonl
+from enrichment_pipeline_tests.conftest import roles_answers
 
 ROLES = "company_roles"
 
 
 def expected_roles(generated: Path, orgnrs: set[str]) -> dict[str, str]:
     """The roles outcome the local registers service gives each company: gone, deleted, ok or not_found."""
-    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
-    expected = {}
-    for orgnr in orgnrs:
-        state = states.get(orgnr, "active")
-        expected[orgnr] = {"removed": "gone", "deleted": "deleted"}.get(state, "ok" if orgnr in with_roles else "not_found")
-    return expected
+    return {orgnr: outcome for orgnr, (outcome, _) in roles_answers(generated, orgnrs).items()}
 
 
 def companies_in(postgres: PostgresResource, batches: list[int]) -> set[str]:

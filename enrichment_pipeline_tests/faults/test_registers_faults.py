@@ -38,7 +38,7 @@ from enrichment_pipeline.registers.homepage import HomepageFetcher, HomepageSett
 from enrichment_pipeline.registers.http import HttpSettings
 from enrichment_pipeline.registers.service import RegistersService
 from enrichment_pipeline.sources import error_threshold
-from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource, roles_answers
 
 RANGE = ("b0000", "b0001")  # the run covers two batches, as a backfill run covers many
 RANGE_BATCHES = [0, 1]
@@ -118,15 +118,7 @@ def _companies(postgres: PostgresResource) -> dict[str, str | None]:
 
 def _real_roles(generated: Path, orgnrs: set[str]) -> dict[str, Row]:
     """What the roles register answers each company when nothing goes wrong."""
-    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
-    real = {}
-    for orgnr in orgnrs:
-        state = states.get(orgnr, "active")
-        outcome, status = {"removed": ("gone", 410), "deleted": ("deleted", 200)}.get(
-            state, ("ok", 200) if orgnr in with_roles else ("not_found", 404))
-        real[orgnr] = Row(outcome, status, None, 1)
-    return real
+    return {orgnr: Row(outcome, status, None, 1) for orgnr, (outcome, status) in roles_answers(generated, orgnrs).items()}
 
 
 def _real_accounts(generated: Path, companies: dict[str, str | None]) -> dict[str, Row]:

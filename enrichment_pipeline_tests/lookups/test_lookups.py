@@ -21,7 +21,7 @@ from enrichment_pipeline.defs.lookups.website_profile import website_profile
 from enrichment_pipeline.importer.run import import_file
 from enrichment_pipeline.lookups.registers_resource import RegistersResource
 from enrichment_pipeline.registers.faults import Faults
-from enrichment_pipeline_tests.conftest import BATCHES, StartService, jsonl, local_registers, make_resource
+from enrichment_pipeline_tests.conftest import BATCHES, StartService, local_registers, make_resource, roles_answers
 
 LOOKUPS = [company_roles, annual_accounts, sub_units, address_location, website_profile]
 
@@ -59,13 +59,7 @@ def test_roles_outcomes_follow_the_registers_status_codes_and_gone_purges(
 ) -> None:
     service = registers_service(generated)
     batch = _batch_orgnrs(imported)
-    states = {u["organisasjonsnummer"]: u["state"] for u in jsonl(generated / "units.jsonl.gz")}
-    with_roles = {r["organisasjonsnummer"] for r in jsonl(generated / "roles.jsonl.gz")}
-    expected = {}
-    for orgnr in batch:
-        state = states.get(orgnr, "active")
-        expected[orgnr] = {"removed": ("gone", 410), "deleted": ("deleted", 200)}.get(
-            state, ("ok", 200) if orgnr in with_roles else ("not_found", 404))
+    expected = roles_answers(generated, batch)
     assert {"ok", "not_found"} <= {o for o, _ in expected.values()}
 
     result = _materialize([company_roles], instance, test_db_url_text, local_registers(service))
