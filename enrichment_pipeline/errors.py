@@ -24,6 +24,8 @@ class PoolExhausted(UserFacingError):
 class BudgetExceeded(UserFacingError):
     """The configured worst-case number of connections does not fit the server."""
 
+    exit_code = 3  # as `budget --check`
+
 
 class BadDumpError(UserFacingError):
     """A file that is not a register dump at all: truncated, HTML, wrong shape."""

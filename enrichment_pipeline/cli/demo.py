@@ -148,18 +148,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.companies < 1:
         raise ConfigurationError("--companies must be at least 1")
-    if not connect.uses_embedded() and not getattr(args, "reset", False):
+    if not connect.uses_embedded() and not args.reset:
         raise ConfigurationError("the demo empties the project database; with DATABASE_URL set, pass --reset to allow that")
     changes = args.changes if args.changes is not None else max(1, args.companies // 100)
     batches = max(1, args.companies // BATCH_SIZE)
     started = time.monotonic()
     data_dir = settings.state_dir() / "demo-data"
+    with project_postgres("demo") as postgres:  # before any work: a configuration that does not fit is refused
+        budget = require_fits(postgres)
+    _say(args, f"connection budget: worst case {budget.worst_case} of {budget.available} the server allows")
     _generate(args, data_dir, changes)
     with project_postgres("demo") as postgres, \
             PostgresResource(pool_max=1, leak_threshold_s=86400).opened("demo-sampler") as observer, ConnectionSampler(observer) as sampler:
-        budget = require_fits(postgres)
         ensure_pool_limits(project_instance())
-        _say(args, f"connection budget: worst case {budget.worst_case} of {budget.available} the server allows")
         _reset(postgres)
         with RegistersService(data_dir, port=0, faults=_latency_faults(args.latency_ms, args.seed)) as service:
             _say(args, f"local registers service on {service.base_url} (latency {args.latency_ms:g} ms)")

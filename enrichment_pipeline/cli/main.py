@@ -82,6 +82,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--changes", type=int, default=None, help="change-feed updates to generate (default N/100)")
+    parser.add_argument("--reset", action="store_true", help="allow emptying the database DATABASE_URL names")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler="enrichment_pipeline.cli.demo:run")
 
