@@ -29,6 +29,7 @@ from enrichment_pipeline.importer.validate import typed
 from enrichment_pipeline.registers.clients import BrregClient, embedded
 from enrichment_pipeline.registers.http import Fetched, map_concurrent
 from enrichment_pipeline.store import changes as store
+from enrichment_pipeline.store.companies import get_setting
 from enrichment_pipeline.store.changes import PageWrite, UnitUpsert
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _first_page_query(postgres: PostgresResource, from_id: int | None, holder: o
     time (or a day before the last import). None before any import: the feed only makes sense on top of one."""
     position = store.feed_position(postgres, holder)
     if position is not None:
-        return {"from_id": position + 1, "start": f"after update {position}"}
+        return {"from_id": position + 1, "start": f"after update {position}", "position": position}
     if from_id is not None:
         return {"from_id": from_id, "start": f"update {from_id} (--from-id)"}
     last = store.last_import(postgres, holder)
@@ -131,12 +132,13 @@ def _plan_page(brreg: BrregClient, items: list[FeedItem], max_in_flight: int, re
             report.unknown_units += 1
         elif isinstance(answer.body, dict) and "slettedato" in answer.body:
             deleted.append(orgnr)
-        elif isinstance(answer.body, dict) and (columns := typed(answer.body)[0]) is not None:
-            upserts.append(UnitUpsert(columns, answer.body))
         else:
-            report.invalid_units += 1
-            log.warning("unit %s from the change feed is not a valid unit (%s); kept as it was", orgnr, typed(answer.body)[1]
-                        if isinstance(answer.body, dict) else "not an object")
+            columns, reason = typed(answer.body) if isinstance(answer.body, dict) else (None, "not an object")
+            if columns is not None:
+                upserts.append(UnitUpsert(columns, answer.body))
+            else:
+                report.invalid_units += 1
+                log.warning("unit %s from the change feed is not a valid unit (%s); kept as it was", orgnr, reason)
     return PageWrite(upserts, deleted, removed, position=items[-1].oppdateringsid)
 
 
@@ -153,7 +155,8 @@ def sync_updates(
         report.skipped = "no import yet: the change feed is applied on top of a full import"
         return report
     report.start = query.pop("start")
-    batches = store.batch_count(postgres, holder) or 1
+    report.position = query.pop("position", None)  # where the feed stands if this sync applies nothing
+    batches = int(get_setting(postgres, "batches", holder) or 1)
     while True:
         items = _items(brreg.updates(size=page_size, **query))
         if not items:
@@ -175,6 +178,4 @@ def sync_updates(
         if time_budget_s is not None and time.monotonic() - started > time_budget_s:
             report.more = True
             break
-    if report.position is None:
-        report.position = store.feed_position(postgres, holder)
     return report

@@ -90,12 +90,6 @@ def last_import(postgres: PostgresResource, holder: object = None) -> dict[str, 
     return {"started_at": row[0], "dump_built_at": row[1]} if row else None
 
 
-def batch_count(postgres: PostgresResource, holder: object = None) -> int | None:
-    with postgres.connection(holder) as conn:
-        row = conn.execute("SELECT value FROM pipeline_settings WHERE key = 'batches'").fetchone()
-    return int(row[0]) if row else None
-
-
 def write_page(postgres: PostgresResource, page: PageWrite, batches: int, holder: object = None) -> list[int]:
     """Apply one page and move the cursor past it, in one transaction; returns the batches that changed.
 
